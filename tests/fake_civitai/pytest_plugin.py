@@ -1,0 +1,1 @@
+"""pytest fixtures for the fake CivitAI server (work in progress)."""
