@@ -1,0 +1,214 @@
+"""civitgrab-cli subcommands other than the classic download."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from civitgrab_desktop.cli.args import UsageError
+from civitgrab_desktop.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_async, run_job
+from civitgrab_desktop.cli.progress import TerminalProgress, print_summary
+from civitgrab_desktop.core import secrets
+from civitgrab_desktop.core.civitai.client import CivitaiError
+from civitgrab_desktop.services import Services
+
+
+# -- export-csv ----------------------------------------------------------------------------------
+
+
+def cmd_export_csv(args, services: Services) -> int:
+    from civitgrab_desktop.core.library.csv_export import export_csv
+
+    async def go() -> int:
+        library = await services.open_library()
+        try:
+            rows = await library.call(export_csv, Path(args.file))
+        finally:
+            await services.close()
+        print(f"Wrote {rows} rows to {args.file}")
+        return EXIT_OK
+
+    return run_async(go())
+
+
+# -- migrate -------------------------------------------------------------------------------------
+
+
+def cmd_migrate(args, services: Services) -> int:
+    from civitgrab_desktop.core.library.classic_import import import_classic
+
+    json_path = Path(args.json_path) if args.json_path else None
+    sqlite_path = Path(args.sqlite_path) if args.sqlite_path else None
+    if args.folder:
+        folder = Path(args.folder)
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is not a folder")
+        json_path = json_path or (folder / "downloaded_images.json")
+        sqlite_path = sqlite_path or (folder / "tracking_database.sqlite")
+    if json_path is None and sqlite_path is None:
+        cwd = Path.cwd()
+        json_path, sqlite_path = cwd / "downloaded_images.json", cwd / "tracking_database.sqlite"
+    found = [p for p in (json_path, sqlite_path) if p is not None and p.exists()]
+    if not found:
+        raise UsageError("no classic downloaded_images.json or tracking_database.sqlite found")
+
+    async def go() -> int:
+        library = await services.open_library()
+        try:
+            report = await library.call(
+                import_classic,
+                json_path=json_path if json_path and json_path.exists() else None,
+                sqlite_path=sqlite_path if sqlite_path and sqlite_path.exists() else None,
+            )
+        finally:
+            await services.close()
+        data = report if isinstance(report, dict) else getattr(report, "__dict__", {"report": str(report)})
+        for key, value in data.items():
+            if key != "errors":
+                print(f"{key}: {value}")
+        errors = data.get("errors") or []
+        for err in errors[:20]:
+            print(f"  problem: {err}", file=sys.stderr)
+        return EXIT_OK if not errors else EXIT_FAILED
+
+    return run_async(go())
+
+
+# -- tagnames ------------------------------------------------------------------------------------
+
+
+def cmd_tagnames(args, services: Services) -> int:
+    from civitgrab_desktop.core.civitai.rest import iter_tag_names
+
+    out = Path(args.out)
+    known: set[str] = set()
+    if out.exists():
+        known = {line.strip() for line in out.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+    async def go() -> int:
+        client = services.client()
+        added = total = 0
+        try:
+            with out.open("a", encoding="utf-8") as fh:
+                async for names in iter_tag_names(client):
+                    for name in names:
+                        total += 1
+                        if name not in known:
+                            known.add(name)
+                            fh.write(name + "\n")
+                            added += 1
+                    fh.flush()
+        except CivitaiError as exc:
+            print(f"Error: {exc.reason}", file=sys.stderr)
+            return EXIT_FAILED
+        finally:
+            await services.close()
+        print(f"{total} tags listed, {added} new written to {out}")
+        return EXIT_OK
+
+    return run_async(go())
+
+
+# -- auth ----------------------------------------------------------------------------------------
+
+
+def cmd_auth(args, services: Services) -> int:
+    if args.action == "status":
+        key = services.api_key
+        print(f"API key: {'set (' + secrets.mask(key) + ')' if key else 'not set'}")
+        print(f"Keychain: {secrets.keychain_name()}")
+        return EXIT_OK
+    if args.action == "clear":
+        removed = secrets.clear_api_key()
+        print("API key removed from the keychain." if removed else "No API key was stored in the keychain.")
+        return EXIT_OK
+    key = args.key
+    if not key:
+        key = getpass.getpass("CivitAI API key: ") if sys.stdin.isatty() else sys.stdin.readline()
+    key = (key or "").strip()
+    if not key:
+        raise UsageError("no API key given")
+    try:
+        secrets.store_api_key(key)
+    except secrets.KeychainUnavailable as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"API key stored in the keychain ({secrets.mask(key)}).")
+    return EXIT_OK
+
+
+# -- jobs / resume -------------------------------------------------------------------------------
+
+
+def cmd_jobs(args, services: Services) -> int:
+    async def go() -> int:
+        library = await services.open_library()
+        try:
+            await library.mark_interrupted_jobs()
+            jobs = await library.list_jobs()
+        finally:
+            await services.close()
+        if not args.all:
+            jobs = jobs[:20]
+        for job in jobs:
+            progress = job.get("progress") or {}
+            print(
+                f"{job['id']}  {job['kind']:<8} {job['state']:<11} {job['updated_at']}  "
+                f"done {progress.get('done', 0)} failed {progress.get('failed', 0)}"
+            )
+        if not jobs:
+            print("No jobs yet.")
+        return EXIT_OK
+
+    return run_async(go())
+
+
+def cmd_resume(args, services: Services) -> int:
+    async def go() -> int:
+        library = await services.open_library()
+        try:
+            await library.mark_interrupted_jobs()
+            if args.job_id:
+                job = await library.get_job(args.job_id)
+                if job is None:
+                    raise UsageError(f"no job {args.job_id}")
+            else:
+                candidates = [j for j in await library.list_jobs() if j["state"] in ("stopped", "interrupted", "paused", "failed")]
+                if not candidates:
+                    print("Nothing to resume.")
+                    return EXIT_OK
+                job = candidates[0]
+            if job["state"] in ("done",):
+                print(f"Job {job['id']} is already done.")
+                return EXIT_OK
+            runner = RESUMERS.get(job["kind"])
+            if runner is None:
+                raise UsageError(f"jobs of kind {job['kind']} cannot be resumed")
+            print(f"Resuming {job['kind']} job {job['id']}…")
+            return await runner(services, library, job)
+        finally:
+            await services.close()
+
+    return run_async(go())
+
+
+async def _resume_download(services: Services, library, job: dict) -> int:
+    from civitgrab_desktop.jobs.download import DownloadJob, DownloadParams
+
+    params = DownloadParams.from_dict(job["params"])
+    client = services.client()
+    dl = DownloadJob(library, client, params, job_id=job["id"], listener=TerminalProgress())
+    summary = await run_job(dl)
+    print_summary(summary)
+    if dl.state.value == "stopped":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if dl.all_on_disk else EXIT_FAILED
+
+
+RESUMERS = {"download": _resume_download}
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))

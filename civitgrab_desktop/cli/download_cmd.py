@@ -1,0 +1,153 @@
+"""The classic download command: flags, interactive and mixed modes, validation, the run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from civitgrab_desktop.cli.args import UsageError
+from civitgrab_desktop.core.civitai.rest import valid_username
+from civitgrab_desktop.core.civitai.urls import parse_pasted
+from civitgrab_desktop.jobs.download import DownloadParams
+
+MODE_FLAGS = {1: "username", 2: "model_id", 3: "tags", 4: "model_version_id"}
+MODE_PROMPTS = {
+    1: "Enter username(s) (, separated): ",
+    2: "Enter model ID(s) (numeric, , separated): ",
+    3: "Enter tags (, separated): ",
+    4: "Enter model version ID(s) (numeric, , separated): ",
+}
+MODE_NAMES = {1: "username", 2: "model ID", 3: "tag search", 4: "model version ID"}
+# Flags that only make sense in some modes (the classic tool warned about the others).
+MODE_ONLY_FLAGS = {
+    "disable_prompt_check": {3},
+    "max_per_model": {3},
+    "filter_tags": {1, 4},
+    "deep_scan": {1},
+}
+
+
+def split_identifiers(text: str | None) -> list[str]:
+    if not text:
+        return []
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def normalize_identifiers(mode: int, values: list[str]) -> list[str]:
+    """Validate identifiers for a mode; pasted CivitAI URLs are understood."""
+    result = []
+    for value in values:
+        pasted = parse_pasted(value)
+        if pasted is not None:
+            if pasted.mode != mode:
+                raise UsageError(f"{value} is a {pasted.kind} link, which does not fit {MODE_NAMES[mode]} mode")
+            value = pasted.identifier
+        if mode == 1 and not valid_username(value):
+            raise UsageError(
+                f"{value!r} is not a valid CivitAI username (letters, digits and underscores only)"
+            )
+        if mode in (2, 4):
+            if not value.isdigit() or int(value) <= 0:
+                raise UsageError(f"{value!r} is not a numeric {MODE_NAMES[mode]}")
+            value = str(int(value))
+        if mode == 3 and len(value) > 200:
+            raise UsageError("a tag longer than 200 characters cannot exist")
+        if value not in result:
+            result.append(value)
+    if not result:
+        raise UsageError(f"no {MODE_NAMES[mode]} given")
+    return result
+
+
+def _ask(prompt: str, read: Callable[[str], str], parse: Callable[[str], object], default=None):
+    """Ask until the answer parses; an empty answer takes the default when there is one."""
+    while True:
+        try:
+            answer = read(prompt).strip()
+        except EOFError:
+            raise UsageError("input ended before all questions were answered") from None
+        if not answer and default is not None:
+            return default
+        try:
+            return parse(answer)
+        except (UsageError, ValueError) as exc:
+            print(f"  {exc}", file=sys.stderr)
+
+
+def _int_in(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.lstrip("-").isdigit():
+            raise ValueError(f"please enter a number from {lo} to {hi}")
+        value = int(text)
+        if not lo <= value <= hi:
+            raise ValueError(f"please enter a number from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def complete_interactively(args: argparse.Namespace, *, full: bool, read: Callable[[str], str] = input) -> None:
+    """Interactive mode (no arguments) asks everything; mixed mode only what is missing."""
+    if full:
+        args.timeout = _ask("Enter timeout value (seconds) [default: 60]: ", read, _int_in(1, 3600), 60)
+        args.quality = _ask("Choose image quality (1=SD resized JPEG, 2=HD original) [default: 2]: ", read, _int_in(1, 2), 2)
+        args.redownload = _ask("Allow re-downloading tracked items? (1=Yes, 2=No) [default: 2]: ", read, _int_in(1, 2), 2)
+    if args.mode is None:
+        args.mode = _ask("Choose mode (1=user, 2=model ID, 3=tag search, 4=model version ID): ", read, _int_in(1, 4))
+    if full:
+        args.semaphore_limit = _ask("Enter max concurrent downloads [default: 5]: ", read, _int_in(1, 20), 5)
+    flag = MODE_FLAGS[args.mode]
+    if not split_identifiers(getattr(args, flag)):
+        mode = args.mode
+        values = _ask(MODE_PROMPTS[mode], read, lambda t: normalize_identifiers(mode, split_identifiers(t)))
+        setattr(args, flag, ",".join(values))
+    if args.mode == 3 and args.disable_prompt_check is None:
+        args.disable_prompt_check = _ask(
+            "Disable prompt check? (y/n) [default: n]: ", read,
+            lambda t: t.lower() if t.lower() in ("y", "n") else (_ for _ in ()).throw(ValueError("please answer y or n")),
+            "n",
+        )
+
+
+def mismatch_warnings(args: argparse.Namespace) -> list[str]:
+    warnings = []
+    mode = args.mode
+    for m, flag in MODE_FLAGS.items():
+        if m != mode and getattr(args, flag):
+            warnings.append(f"Warning: --{flag} is not used in {MODE_NAMES[mode]} mode. This argument will be ignored.")
+    for flag, modes in MODE_ONLY_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value not in (None, False, "", "n") and mode not in modes:
+            warnings.append(f"Warning: --{flag} is not used in {MODE_NAMES[mode]} mode. This argument will be ignored.")
+    if args.no_videos and args.videos_only:
+        raise UsageError("--no_videos and --videos_only exclude each other")
+    return warnings
+
+
+def params_from_args(args: argparse.Namespace, settings) -> DownloadParams:
+    mode = args.mode
+    identifiers = normalize_identifiers(mode, split_identifiers(getattr(args, MODE_FLAGS[mode])))
+    quality = args.quality if args.quality is not None else settings.get("quality")
+    params = DownloadParams(
+        mode=mode,
+        identifiers=identifiers,
+        output_dir=args.output_dir or settings.get("output_dir") or "image_downloads",
+        original=quality == 2,
+        nsfw=args.nsfw or settings.get("nsfw"),
+        layout=args.layout,
+        sort=not args.no_sort,
+        max_path=args.max_path,
+        redownload=args.redownload == 1,
+        max_images=args.max_images,
+        max_per_model=args.max_per_model if mode == 3 else None,
+        no_videos=args.no_videos,
+        videos_only=args.videos_only,
+        filter_tags=split_identifiers(args.filter_tags) if mode in (1, 4) else [],
+        prompt_check=(args.disable_prompt_check or "n") == "n",
+        deep_scan=bool(args.deep_scan) and mode == 1,
+        pg13_is_nsfw=settings.get("pg13_is_nsfw"),
+    )
+    if args.deep_scan_threshold:
+        params.cap_threshold = args.deep_scan_threshold
+    return params

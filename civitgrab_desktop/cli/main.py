@@ -1,0 +1,147 @@
+"""civitgrab-cli: the headless front end (classic download flags + subcommands).
+
+Exit codes: 0 everything asked for is done/on disk; 1 some items failed or identifiers were not
+found; 2 bad usage or input; 130 interrupted (Ctrl+C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from civitgrab_desktop.cli import download_cmd
+from civitgrab_desktop.cli.args import SUBCOMMANDS, UsageError, build_parser
+from civitgrab_desktop.cli.progress import TerminalProgress, print_summary
+from civitgrab_desktop.jobs.job import Job
+from civitgrab_desktop.services import Services
+
+LOG = logging.getLogger(__name__)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the reason
+        return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
+    try:
+        return _dispatch(args, argv, parser)
+    except UsageError as exc:
+        print(f"civitgrab-cli: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _services(args) -> Services:
+    return Services.create(
+        data_dir=getattr(args, "data_dir", None),
+        api_base=getattr(args, "api_base", None),
+        api_key=getattr(args, "api_key", None),
+        debug=getattr(args, "debug", False),
+    )
+
+
+def _dispatch(args, argv: list[str], parser) -> int:
+    command = args.command
+    if command is None:
+        return _download(args, argv)
+    from civitgrab_desktop.cli import commands
+
+    handler = getattr(commands, "cmd_" + command.replace("-", "_"))
+    return handler(args, _services(args))
+
+
+def _download(args, argv: list[str]) -> int:
+    interactive = _stdin_is_terminal()
+    if not argv:
+        if not interactive:
+            raise UsageError("--mode is required when not running in a terminal (see --help)")
+        download_cmd.complete_interactively(args, full=True)
+    elif args.mode is None or not download_cmd.split_identifiers(getattr(args, download_cmd.MODE_FLAGS[args.mode])):
+        if not interactive:
+            if args.mode is None:
+                raise UsageError("--mode is required when not running in a terminal (see --help)")
+            flag = download_cmd.MODE_FLAGS[args.mode]
+            raise UsageError(f"--{flag} is required for mode {args.mode}")
+        download_cmd.complete_interactively(args, full=False)
+    for warning in download_cmd.mismatch_warnings(args):
+        print(warning, file=sys.stderr)
+    services = _services(args)
+    params = download_cmd.params_from_args(args, services.settings)
+    return run_async(_run_download(services, params, args))
+
+
+async def _run_download(services: Services, params, args) -> int:
+    from civitgrab_desktop.jobs.download import DownloadJob
+
+    library = await services.open_library()
+    client = services.client(
+        **{k: v for k, v in (("concurrency", args.semaphore_limit), ("timeout", args.timeout), ("retries", args.retries)) if v is not None}
+    )
+    try:
+        if not args.no_save:
+            for identifier in params.identifiers:
+                options = {k: v for k, v in params.to_dict().items() if k not in ("mode", "identifiers", "redownload")}
+                await library.save_query(params.mode, identifier, options)
+        job_id = await library.create_job("download", params.to_dict())
+        job = DownloadJob(library, client, params, job_id=job_id, listener=TerminalProgress())
+        summary = await run_job(job)
+        print_summary(summary)
+        if job.state.value == "stopped":
+            return EXIT_INTERRUPTED
+        return EXIT_OK if job.all_on_disk else EXIT_FAILED
+    finally:
+        await services.close()
+
+
+async def run_job(job: Job) -> dict:
+    """Run a job with Ctrl+C mapped to a graceful stop (a second Ctrl+C aborts)."""
+    loop = asyncio.get_running_loop()
+    installed = False
+    presses = {"n": 0}
+
+    def on_interrupt() -> None:
+        presses["n"] += 1
+        if presses["n"] == 1:
+            print("\nStopping after the current files (Ctrl+C again to abort)…", file=sys.stderr)
+            job.stop()
+        else:
+            raise KeyboardInterrupt
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        installed = True
+    try:
+        return await job.run()
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def run_async(coro) -> int:
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["main", "SUBCOMMANDS", "run_job", "run_async"]

@@ -1,0 +1,709 @@
+"""The download job: list a query's media, download each image once, link it into every query.
+
+Modes: 1 username, 2 model (all versions), 3 model tag (models carrying the tag, then their
+versions), 4 model version. One listing task feeds a bounded queue; N workers download. An image is
+identified by its CivitAI id: it is downloaded once, across modes, runs and processes (claims in
+the library); a query that finds an image again gets a hard link (or a copy) in its own folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import logging
+import os
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from civitgrab_desktop.core.civitai import rest, urls
+from civitgrab_desktop.core.civitai.client import CivitaiClient, CivitaiError
+from civitgrab_desktop.core.civitai.records import NSFW_CHOICES, ImageRecord, RecordError, parse_image
+from civitgrab_desktop.core.library.async_library import Library
+from civitgrab_desktop.core.library.store import Source, new_owner
+from civitgrab_desktop.core.organize import layouts, sidecars
+from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError
+from civitgrab_desktop.core.media import files
+from civitgrab_desktop.jobs.fetch import fetch_to_part
+from civitgrab_desktop.jobs.job import Job, JobState, RateLimitedEvent
+
+LOG = logging.getLogger(__name__)
+
+MODE_NAMES = {1: "username", 2: "model", 3: "tag", 4: "modelVersion"}
+MODE_LABELS = {1: "username", 2: "model ID", 3: "tag", 4: "model version ID"}
+DEFAULT_CAP_THRESHOLD = 49_000
+DEFERRED_POLL_S = 0.5
+
+
+@dataclass
+class DownloadParams:
+    mode: int
+    identifiers: list[str]
+    output_dir: str = "image_downloads"
+    original: bool = True  # False: the CDN's resized JPEG (classic --quality 1)
+    nsfw: str = "x"
+    layout: str = "classic"  # classic | organized (CivitAI_Browse/...)
+    sort: bool = True  # classic layout: model-name subfolders
+    max_path: int = 240
+    redownload: bool = False
+    max_images: int | None = None
+    max_per_model: int | None = None
+    no_videos: bool = False
+    videos_only: bool = False
+    filter_tags: list[str] = field(default_factory=list)
+    prompt_check: bool = True  # mode 3: every word of the tag must be in the prompt
+    deep_scan: bool = False
+    cap_threshold: int = DEFAULT_CAP_THRESHOLD
+    stop_after_known: int | None = None  # incremental update: stop a listing after N known items
+    pg13_is_nsfw: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DownloadParams:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Target:
+    """One identifier of the query, as the library's `sources` records it."""
+
+    mode: int
+    identifier: str
+    target_type: str
+    target_value: str
+    status: str = "pending"  # ok | not found | no items | error | stopped
+    reason: str = ""
+    listed: int = 0  # items the service returned
+    new: int = 0
+    had: int = 0
+    downloaded: int = 0
+    linked: int = 0
+    failed: int = 0
+    filtered: int = 0
+    cap_hit: bool = False
+    passes: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Stream:
+    """One listing to walk: its query, and what the listed items belong to."""
+
+    label: str
+    params: dict[str, Any]
+    model_id: int | None = None
+    version_name: str | None = None
+    is_pass: bool = False  # deep-scan passes do not count as the listing
+
+
+@dataclass
+class WorkItem:
+    record: ImageRecord
+    target: Target
+    stem: Path  # planned file path without extension
+    model_id: int | None
+
+
+class DownloadJob(Job):
+    kind = "download"
+
+    def __init__(
+        self,
+        library: Library,
+        client: CivitaiClient,
+        params: DownloadParams,
+        *,
+        job_id: str = "",
+        listener=None,
+        workers: int | None = None,
+    ):
+        super().__init__(job_id, listener)
+        self.library = library
+        self.client = client
+        self.params = params
+        self.owner = new_owner()
+        self.output_dir = Path(params.output_dir).expanduser().resolve()
+        self.workers = workers or client.options.concurrency
+        self.targets: list[Target] = []
+        self._queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(maxsize=max(50, self.workers * 4))
+        self._reserved = 0  # downloads started or finished, for --max_images
+        self._per_model: Counter = Counter()
+        self._deferred: list[WorkItem] = []
+        self._seen_ids: set[int] = set()
+        self._site_base = urls.site_origin(client.api_base)
+        self.client.add_wait_listener(self._on_wait)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _on_wait(self, host: str, seconds: float, reason: str) -> None:
+        self.emit(RateLimitedEvent(self.job_id, host, seconds, reason))
+
+    def on_state(self, state: JobState) -> None:
+        if self.job_id and self._persisted:
+            asyncio.ensure_future(self._persist(state))
+
+    _persisted = False
+
+    async def _persist(self, state: JobState | None = None) -> None:
+        with contextlib.suppress(Exception):
+            await self.library.update_job(
+                self.job_id, state=(state or self.state).value, progress=self._progress_dict()
+            )
+
+    def _progress_dict(self) -> dict[str, Any]:
+        t = self.tally
+        return {"done": t.done, "failed": t.failed, "skipped": t.skipped, "total": t.total, "bytes": t.bytes_done}
+
+    # -- main ------------------------------------------------------------------------------------
+
+    async def execute(self) -> None:
+        await self.library.update_job(self.job_id, state=JobState.RUNNING.value)
+        self._persisted = True
+        self.tally.total = 0
+        workers = [asyncio.create_task(self._worker(), name=f"dl-worker-{i}") for i in range(self.workers)]
+        try:
+            await self._list_all()
+        finally:
+            for _ in workers:
+                await self._queue.put(None)
+            results = await asyncio.gather(*workers, return_exceptions=True)
+        for res in results:
+            if isinstance(res, BaseException) and not isinstance(res, asyncio.CancelledError):
+                raise res
+        await self._finish_deferred()
+        if self.params.mode == 3:
+            await self._write_tag_summaries()
+
+    async def finish(self) -> None:
+        self.client.remove_wait_listener(self._on_wait)
+        with contextlib.suppress(Exception):
+            await self.library.release_claims(self.owner)
+        self.result["targets"] = [self._target_summary(t) for t in self.targets]
+        with contextlib.suppress(Exception):
+            await self.library.update_job(
+                self.job_id, state=self.state.value, progress=self._progress_dict(), summary=self.summary()
+            )
+
+    def _target_summary(self, t: Target) -> dict[str, Any]:
+        return {
+            "mode": t.mode,
+            "identifier": t.identifier,
+            "status": t.status,
+            "reason": t.reason,
+            "listed": t.listed,
+            "new": t.new,
+            "already_had": t.had,
+            "downloaded": t.downloaded,
+            "linked": t.linked,
+            "failed": t.failed,
+            "filtered": t.filtered,
+            "cap_hit": t.cap_hit,
+            "passes": t.passes,
+        }
+
+    @property
+    def all_on_disk(self) -> bool:
+        """Everything asked for is on disk: every identifier found and listed, nothing failed."""
+        return self.state == JobState.DONE and self.tally.failed == 0 and all(
+            t.status in ("ok", "no items") for t in self.targets
+        ) and not any(t.status == "no items" and t.reason for t in self.targets)
+
+    # -- listing ---------------------------------------------------------------------------------
+
+    async def _list_all(self) -> None:
+        mode = self.params.mode
+        for identifier in self.params.identifiers:
+            await self.checkpoint()
+            value = identifier.strip()
+            if mode == 3:
+                value = value.replace("_", " ").strip()
+            target = Target(mode, identifier.strip(), MODE_NAMES[mode], value)
+            self.targets.append(target)
+            try:
+                streams = await self._streams_for(target)
+                if streams is None:
+                    continue
+                for stream in streams:
+                    await self._walk(stream, target)
+                if self.params.deep_scan and mode == 1 and target.cap_hit:
+                    await self._deep_scan(target)
+                if target.status == "pending":
+                    target.status = "ok" if target.listed else "no items"
+                    if not target.listed:
+                        self.message(f"{MODE_LABELS[mode]} {identifier}: the service returned no items")
+            except rest.IdentifierNotFound as exc:
+                target.status, target.reason = "not found", exc.reason
+                self.message(f"{MODE_LABELS[mode]} {identifier}: not found ({exc.reason})", logging.WARNING)
+            except CivitaiError as exc:
+                target.status, target.reason = "error", exc.reason
+                self.message(f"{MODE_LABELS[mode]} {identifier}: listing failed: {exc.reason}", logging.ERROR)
+
+    async def _streams_for(self, target: Target) -> list[Stream] | None:
+        p = self.params
+        base = {"nsfw": p.nsfw}
+        if p.videos_only:
+            base["type"] = "video"
+        if target.mode == 1:
+            return [Stream(f"user {target.identifier}", rest.listing_params(username=target.identifier, sort="Newest", **base))]
+        if target.mode == 4:
+            version = await rest.get_version(self.client, int(target.identifier))
+            return [
+                Stream(
+                    f"version {version.id}",
+                    rest.listing_params(modelVersionId=version.id, sort="Newest", **base),
+                    model_id=version.model_id,
+                    version_name=version.name,
+                )
+            ]
+        if target.mode == 2:
+            model = await rest.get_model(self.client, int(target.identifier))
+            if not model.versions:
+                target.status, target.reason = "no items", "the model has no published versions"
+                self.message(f"model {target.identifier}: no published versions")
+                return None
+            return [
+                Stream(
+                    f"model {model.id} version {v.id}",
+                    rest.listing_params(modelVersionId=v.id, sort="Newest", **base),
+                    model_id=model.id,
+                    version_name=v.name,
+                )
+                for v in model.versions
+            ]
+        search = await rest.search_models_by_tag(self.client, target.target_value)
+        if not search.tag_found:
+            target.status, target.reason = "not found", "no model carries this tag (the service lists all models for unknown tags)"
+            self.message(f"tag {target.identifier}: unknown tag", logging.WARNING)
+            return None
+        if search.truncated:
+            self.message(f"tag {target.identifier}: stopped the model search after {search.pages} pages", logging.WARNING)
+        self.message(f"tag {target.identifier}: {len(search.models)} models carry it")
+        return [
+            Stream(
+                f"tag {target.identifier} model {m.id} version {v.id}",
+                rest.listing_params(modelVersionId=v.id, sort="Newest", **base),
+                model_id=m.id,
+                version_name=v.name,
+            )
+            for m in search.models
+            for v in m.versions
+        ]
+
+    async def _walk(self, stream: Stream, target: Target) -> int:
+        """List one stream to its end (or an early stop); returns the items it listed."""
+        listed = new = 0
+        known_run = 0
+        first_page = True
+        async for page in rest.iter_image_pages(self.client, **stream.params):
+            await self.checkpoint()
+            for problem in page.problems:
+                self.message(f"{stream.label}: skipped an unusable item: {problem}", logging.WARNING)
+            if first_page and target.mode == 1 and not stream.is_pass:
+                if self._foreign_first_items(page.records, target.identifier):
+                    target.status = "error"
+                    target.reason = "the service returned another user's items (deleted or renamed user?)"
+                    self.message(f"user {target.identifier}: {target.reason}; stopped", logging.WARNING)
+                    return 0
+            first_page = False
+            listed += page.raw_count
+            if not stream.is_pass:
+                target.listed += page.raw_count
+            states, stems = await self._register(page.records, stream, target)
+            stop_early = False
+            for record in page.records:
+                stem = stems.get(record.id)
+                if stem is None:
+                    continue
+                state = states.get(record.id)
+                if state is not None and state.dl_state == "done":
+                    known_run += 1
+                else:
+                    new += 1
+                    known_run = 0
+                await self._enqueue(WorkItem(record, target, stem, stream.model_id), state)
+                if self.params.stop_after_known and known_run >= self.params.stop_after_known:
+                    stop_early = True
+                    break
+            if page.stopped_reason:
+                self.message(f"{stream.label}: {page.stopped_reason}", logging.WARNING)
+            if stop_early:
+                self.message(f"{stream.label}: {self.params.stop_after_known} known items in a row; up to date")
+                break
+        if not stream.is_pass:
+            self.message(f"API returned {listed} items for {stream.label}")
+        if listed >= self.params.cap_threshold:
+            target.cap_hit = True
+            if not self.params.deep_scan and not stream.is_pass:
+                self.message(
+                    f"{stream.label}: the listing reached {listed} items, about the service's cap; "
+                    "use --deep_scan to find the rest",
+                    logging.WARNING,
+                )
+        target.passes.append({"pass": stream.label, "listed": listed, "new": new})
+        return listed
+
+    @staticmethod
+    def _foreign_first_items(records: list[ImageRecord], username: str) -> bool:
+        named = [r.username for r in records[:5] if r.username]
+        return bool(named) and named[0].lower() != username.lower()
+
+    async def _deep_scan(self, target: Target) -> None:
+        """The service stops a stream at ~50,000 items: walk other orders and streams until a pass
+        finds nothing new (reference: CivitAI caps per stream; SFW and NSFW are separate)."""
+        user = target.identifier
+        base = {"type": "video"} if self.params.videos_only else {}
+        passes = [
+            Stream(f"user {user} (oldest first)", rest.listing_params(username=user, nsfw=self.params.nsfw, sort="Oldest", **base), is_pass=True),
+            Stream(f"user {user} (SFW stream)", rest.listing_params(username=user, nsfw=None, sort="Newest", **base), is_pass=True),
+            Stream(f"user {user} (SFW stream, oldest first)", rest.listing_params(username=user, nsfw=None, sort="Oldest", **base), is_pass=True),
+        ]
+        for stream in passes:
+            before = len(self._seen_ids)
+            await self._walk(stream, target)
+            self.message(f"deep scan {stream.label}: {len(self._seen_ids) - before} new items")
+        versions = await self.library.version_ids_of_user(user)
+        quiet = 0
+        for vid in versions:
+            await self.checkpoint()
+            before = len(self._seen_ids)
+            stream = Stream(
+                f"user {user} version {vid}",
+                rest.listing_params(username=user, modelVersionId=vid, nsfw=self.params.nsfw, sort="Newest", **base),
+                is_pass=True,
+            )
+            await self._walk(stream, target)
+            found = len(self._seen_ids) - before
+            quiet = 0 if found else quiet + 1
+            if quiet >= 50:
+                self.message(f"deep scan: 50 model versions in a row found nothing new; stopping")
+                break
+
+    # -- registering and filtering ---------------------------------------------------------------
+
+    async def _register(self, records: list[ImageRecord], stream: Stream, target: Target):
+        """Filter a page, plan each file's path, and record the page in the library.
+
+        Returns (library state per id, planned stem per kept id)."""
+        keep: list[ImageRecord] = []
+        stems: dict[int, Path] = {}
+        for record in records:
+            if stream.version_name and not record.model_version_name:
+                record.model_version_name = stream.version_name
+            reason = self._filter_reason(record, target)
+            if reason:
+                target.filtered += 1
+                self.tally.skip(reason)
+                continue
+            try:
+                stems[record.id] = self._stem_for(record, target, stream.model_id)
+            except (UnsafePathError, PathTooLong) as exc:
+                self.tally.fail(str(record.id), f"unusable path: {exc}")
+                target.failed += 1
+                continue
+            keep.append(record)
+        if not keep:
+            return {}, {}
+        source = Source(target.target_type, target.target_value, {i: str(p) for i, p in stems.items()}, stream.model_id)
+        states = await self.library.upsert_listed(keep, source)
+        return states, stems
+
+    def _filter_reason(self, record: ImageRecord, target: Target) -> str | None:
+        p = self.params
+        if record.is_video and p.no_videos:
+            return "video (--no_videos)"
+        if not record.is_video and p.videos_only:
+            return "not a video (--videos_only)"
+        if record.type == "audio":
+            return "audio is not downloaded"
+        mask = NSFW_CHOICES[p.nsfw][1]
+        if record.nsfw_level and not record.nsfw_level & mask:
+            return f"NSFW level above --nsfw {p.nsfw}"
+        words_needed: list[str] = []
+        if target.mode == 3 and p.prompt_check:
+            words_needed += target.target_value.lower().split()
+        for tag in p.filter_tags:
+            words_needed += tag.replace("_", " ").lower().split()
+        if words_needed:
+            prompt = (record.prompt or "").lower()
+            words = set(re.findall(r"[\w-]+", prompt))
+            if not all(w in words for w in words_needed):
+                return "prompt does not contain the tag words"
+        return None
+
+    def _stem_for(self, record: ImageRecord, target: Target, model_id: int | None) -> Path:
+        if self.params.layout == "organized":
+            folder = layouts.browse_target_dir(self.output_dir, record, pg13_is_nsfw=self.params.pg13_is_nsfw)
+        else:
+            folder = layouts.classic_target_dir(
+                self.output_dir,
+                target.mode,
+                target.target_value if target.mode == 3 else target.identifier,
+                model_id=model_id,
+                record=record,
+                sort=self.params.sort,
+                max_path=self.params.max_path,
+            )
+        return folder / str(record.id)
+
+    async def _enqueue(self, item: WorkItem, state) -> None:
+        if item.record.id not in self._seen_ids:
+            self._seen_ids.add(item.record.id)
+            self.tally.total = (self.tally.total or 0) + 1
+        if state is not None and state.dl_state == "done":
+            item.target.had += 1
+        else:
+            item.target.new += 1
+        await self._queue.put(item)
+        self.progress()
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            try:
+                await self._handle(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad item never ends the job
+                if self.stop_requested:
+                    continue
+                LOG.exception("image %s failed", item.record.id)
+                self.tally.fail(str(item.record.id), f"unexpected error: {exc}")
+                item.target.failed += 1
+            finally:
+                self.progress()
+
+    async def _handle(self, item: WorkItem) -> None:
+        if self.stop_requested:
+            return
+        await self.checkpoint()
+        record = item.record
+        row = await self.library.image(record.id)
+        if row is not None and row.dl_state == "done" and not self.params.redownload:
+            existing = Path(row.path) if row.path else None
+            if existing is not None and await _exists(existing):
+                await self._link_existing(item, existing)
+                return
+            self.message(f"image {record.id} is in the library but its file is gone; downloading it again")
+        if self._limit_reached(item):
+            self.tally.skip("limit reached (--max_images / --max_per_model)")
+            return
+        force = self.params.redownload or (row is not None and row.dl_state == "done")
+        if not await self.library.claim_download(record.id, self.owner, force=force):
+            self._deferred.append(item)  # another process is downloading it
+            return
+        self._reserve(item)
+        try:
+            await self._download(item)
+        except BaseException:
+            self._unreserve(item)
+            raise
+
+    def _limit_reached(self, item: WorkItem) -> bool:
+        p = self.params
+        if p.max_images is not None and self._reserved >= p.max_images:
+            return True
+        return bool(p.max_per_model is not None and item.model_id is not None and self._per_model[item.model_id] >= p.max_per_model)
+
+    def _reserve(self, item: WorkItem) -> None:
+        self._reserved += 1
+        if item.model_id is not None:
+            self._per_model[item.model_id] += 1
+
+    def _unreserve(self, item: WorkItem) -> None:
+        self._reserved -= 1
+        if item.model_id is not None:
+            self._per_model[item.model_id] -= 1
+
+    async def _download(self, item: WorkItem) -> None:
+        record = item.record
+        url = urls.media_url(record.url, original=self.params.original, is_video=record.is_video, width=record.width)
+        part = item.stem.with_name(f"{item.stem.name}.part")
+
+        def count(n: int) -> None:
+            self.tally.bytes_done += n
+            self.progress()
+
+        self.progress(f"{record.id}")
+        try:
+            fetched = await fetch_to_part(self.client, url, part, checkpoint=self.checkpoint, on_bytes=count)
+        except CivitaiError as exc:
+            await self.library.mark_download_failed(record.id, self.owner, exc.reason)
+            self.tally.fail(str(record.id), exc.reason)
+            item.target.failed += 1
+            self._unreserve(item)
+            return
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.library.release_claims(self.owner, image_id=record.id)
+            raise
+        loop = asyncio.get_running_loop()
+        try:
+            final = await loop.run_in_executor(None, self._place, fetched, item)
+        except (OSError, PathTooLong, UnsafePathError) as exc:
+            with contextlib.suppress(OSError):
+                part.unlink()
+            reason = f"could not write the file: {exc}"
+            await self.library.mark_download_failed(record.id, self.owner, reason)
+            self.tally.fail(str(record.id), reason)
+            item.target.failed += 1
+            self._unreserve(item)
+            return
+        await self.library.mark_downloaded(
+            record.id,
+            self.owner,
+            path=str(final),
+            mime=fetched.media.mime,
+            bytes=fetched.size,
+            sha256=fetched.sha256,
+            quality="original" if self.params.original or record.is_video else "resized",
+        )
+        await self.library.mark_source_linked(record.id, item.target.target_type, item.target.target_value, str(final))
+        self.tally.done += 1
+        item.target.downloaded += 1
+        await self._link_other_sources(record.id, final)
+
+    def _place(self, fetched, item: WorkItem) -> Path:
+        """Runs in a worker thread: rename the verified .part to its final name, sidecars, mtime."""
+        final_dir = item.stem.parent
+        name = layouts.classic_filename(item.record.id, fetched.media.ext)
+        final = final_dir / layouts.fit_filename_or_raise(final_dir, name, self.params.max_path)
+        files.ensure_inside(self.output_dir, final)
+        os.replace(fetched.part_path, final)
+        if item.record.created_at:
+            files.set_mtime(final, item.record.created_at)
+        self._write_sidecars(final, item.record, None)
+        files.fsync_dir(final_dir)
+        return final
+
+    def _write_sidecars(self, media_path: Path, record: ImageRecord, tags: list[dict] | None) -> None:
+        folder = media_path.parent
+        sidecars.write_json_sidecar(folder / f"{record.id}.json", record.raw, tags=tags)
+        if self.params.layout == "organized":
+            return
+        if record.has_meta:
+            sidecars.write_meta_txt(folder / f"{record.id}_meta.txt", record.meta)
+        else:
+            sidecars.write_no_meta_txt(folder / f"{record.id}_no_meta.txt", record.id, record.username, self._site_base)
+
+    async def _link_existing(self, item: WorkItem, existing: Path) -> None:
+        """The image is on disk already: give this query its own link, never a second download."""
+        target_path = item.stem.with_name(f"{item.stem.name}{existing.suffix}")
+        if target_path != existing:
+            tags = await self.library.tags_of(item.record.id)
+            loop = asyncio.get_running_loop()
+            try:
+                how = await loop.run_in_executor(None, self._link_copy, existing, target_path, item.record, tags or None)
+            except (OSError, PathTooLong, UnsafePathError) as exc:
+                self.tally.fail(str(item.record.id), f"could not link into the query folder: {exc}")
+                item.target.failed += 1
+                return
+            if how != "exists":
+                item.target.linked += 1
+        await self.library.mark_source_linked(item.record.id, item.target.target_type, item.target.target_value, str(target_path))
+        self.tally.skip("already downloaded")
+
+    def _link_copy(self, src: Path, dst: Path, record: ImageRecord, tags) -> str:
+        files.ensure_inside(self.output_dir, dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        how = files.link_or_copy(src, dst)
+        self._write_sidecars(dst, record, tags)
+        return how
+
+    async def _link_other_sources(self, image_id: int, final: Path) -> None:
+        """Other queries (this or another process) that listed the image while it downloaded."""
+        for src in await self.library.unlinked_sources(image_id):
+            dst = Path(src.path)
+            if not dst.suffix or dst.suffix == ".part" or dst.name == str(image_id):
+                dst = dst.with_name(f"{image_id}{final.suffix}")
+            if dst == final:
+                continue
+            record = await self._record_for(image_id)
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(None, self._link_copy_any_root, final, dst, record)
+            except (OSError, PathTooLong, UnsafePathError) as exc:
+                LOG.warning("could not link image %s to %s: %s", image_id, dst, exc)
+                continue
+            await self.library.mark_source_linked(image_id, src.target_type, src.target_value, str(dst))
+
+    def _link_copy_any_root(self, src: Path, dst: Path, record: ImageRecord | None) -> None:
+        # Another process planned this path inside its own output folder.
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        files.link_or_copy(src, dst)
+        if record is not None:
+            self._write_sidecars(dst, record, None)
+
+    async def _record_for(self, image_id: int) -> ImageRecord | None:
+        row = await self.library.image(image_id)
+        if row is None or not row.record:
+            return None
+        try:
+            return parse_image(row.record)
+        except RecordError:
+            return None
+
+    async def _finish_deferred(self) -> None:
+        """Images another process was downloading: wait for it, then link (or take over)."""
+        pending = list(self._deferred)
+        self._deferred.clear()
+        while pending:
+            await self.checkpoint()
+            still = []
+            for item in pending:
+                row = await self.library.image(item.record.id)
+                if row is not None and row.dl_state == "done" and row.path and await _exists(Path(row.path)):
+                    await self._link_existing(item, Path(row.path))
+                elif await self.library.claim_download(item.record.id, self.owner, force=row is not None and row.dl_state == "done"):
+                    self._reserve(item)
+                    await self._download(item)
+                else:
+                    still.append(item)
+            pending = still
+            if pending:
+                await asyncio.sleep(DEFERRED_POLL_S)
+
+    # -- tag mode summary ------------------------------------------------------------------------
+
+    async def _write_tag_summaries(self) -> None:
+        date = datetime.now().strftime("%Y%m%d")
+        for target in self.targets:
+            if target.mode != 3 or target.status not in ("ok",):
+                continue
+            rows = await self.library.tag_summary_rows(target.target_value)
+            path = layouts.tag_summary_csv_path(self.output_dir, target.target_value, date)
+            tag_dir = path.parent
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            writer.writerow(["Current Tag", "Previously Downloaded Tag", "Checkpoint Name", "Relative Image Path", "Download URL"])
+            for row in rows:
+                rel = row["path"] or ""
+                with contextlib.suppress(ValueError):
+                    rel = os.path.relpath(rel, tag_dir) if rel else ""
+                others = row["other_tags"] or [""]
+                for other in others:
+                    writer.writerow([target.target_value, other, row["checkpoint_name"] or "", rel, row["url"] or ""])
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, _write_text, path, buf.getvalue())
+            self.message(f"tag {target.identifier}: summary written to {path}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    from civitgrab_desktop.core.config import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
+
+
+async def _exists(path: Path) -> bool:
+    return await asyncio.get_running_loop().run_in_executor(None, path.exists)
