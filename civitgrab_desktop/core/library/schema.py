@@ -58,13 +58,14 @@ MIGRATIONS: list[str] = [
         cv_owner            TEXT,
         cv_claimed_at       REAL
     );
-    CREATE INDEX idx_images_dl_state   ON images(dl_state);
     CREATE INDEX idx_images_username   ON images(username COLLATE NOCASE);
     CREATE INDEX idx_images_created    ON images(created_at);
     CREATE INDEX idx_images_nsfw       ON images(nsfw_level);
     CREATE INDEX idx_images_type       ON images(type);
     CREATE INDEX idx_images_mvname     ON images(model_version_name);
     CREATE INDEX idx_images_reactions  ON images(reactions);
+    -- The work queues. They also serve plain dl_state lookups; a separate dl_state index would
+    -- tempt the planner into scanning every downloaded image when claiming tag/convert work.
     CREATE INDEX idx_images_tag_work   ON images(dl_state, tag_state);
     CREATE INDEX idx_images_cv_work    ON images(dl_state, cv_state);
 

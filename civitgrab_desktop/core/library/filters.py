@@ -1,0 +1,133 @@
+"""One description of "which images" shared by listing, claiming for conversion and CSV export,
+turned into a parameterized SQL WHERE clause (values never spliced into SQL text)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from civitgrab_desktop.core.library.db import placeholders
+
+ORDER_COLUMNS = ("id", "created_at", "reactions", "nsfw_level", "downloaded_at", "username", "last_seen_at")
+
+
+def _as_list(value: str | Sequence[Any] | None) -> list[Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, str | int):
+        return [value]
+    return list(value)
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    ids: Sequence[int] | None = None
+    dl_state: str | Sequence[str] | None = None
+    tag_state: str | Sequence[str] | None = None
+    cv_state: str | Sequence[str] | None = None
+    type: str | Sequence[str] | None = None  # image | video | audio
+    username: str | None = None  # case-insensitive
+    model_version_name: str | None = None
+    checkpoint_name: str | None = None
+    base_model: str | None = None
+    source: tuple[str, str] | None = None  # (target_type, target_value) that found the image
+    nsfw: str | None = None  # 'sfw' | 'nsfw' | None (both)
+    pg13_is_nsfw: bool = False
+    nsfw_levels: Sequence[int] | None = None
+    include_videos: bool = True
+    only_tagged: bool = False
+    tags: Sequence[str] | None = None  # community tag names; the image must carry all of them
+    search: str | None = None  # substring of prompt, username, model version or checkpoint name
+    include_gone: bool = True
+    created_after: str | None = None  # ISO text, inclusive
+    created_before: str | None = None  # ISO text, exclusive
+
+    @classmethod
+    def coerce(cls, value: ImageFilter | Mapping[str, Any] | None) -> ImageFilter:
+        if value is None:
+            return cls()
+        if isinstance(value, ImageFilter):
+            return value
+        return cls(**dict(value))
+
+    def to_sql(self, table: str = "images") -> tuple[str, list[Any]]:
+        """(`cond AND cond ...` or `1`, params) for a query over `table` (name or alias)."""
+        t = table
+        conds: list[str] = []
+        params: list[Any] = []
+
+        def any_of(column: str, values: str | Sequence[Any] | None) -> None:
+            items = _as_list(values)
+            if items is not None:
+                conds.append(f"{t}.{column} IN ({placeholders(len(items))})" if items else "0")
+                params.extend(items)
+
+        if self.ids is not None:
+            # One JSON parameter instead of one per id: no limit on how many ids.
+            conds.append(f"{t}.id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps([int(i) for i in self.ids]))
+        any_of("dl_state", self.dl_state)
+        any_of("tag_state", self.tag_state)
+        any_of("cv_state", self.cv_state)
+        any_of("type", self.type)
+        any_of("nsfw_level", self.nsfw_levels)
+        for column, value in (
+            ("model_version_name", self.model_version_name),
+            ("checkpoint_name", self.checkpoint_name),
+            ("base_model", self.base_model),
+        ):
+            if value is not None:
+                conds.append(f"{t}.{column} = ?")
+                params.append(value)
+        if self.username is not None:
+            conds.append(f"{t}.username = ? COLLATE NOCASE")
+            params.append(self.username)
+        if self.source is not None:
+            conds.append(
+                f"EXISTS (SELECT 1 FROM sources s WHERE s.image_id = {t}.id"
+                " AND s.target_type = ? AND s.target_value = ?)"
+            )
+            params.extend([self.source[0], str(self.source[1])])
+        if self.nsfw is not None:
+            if self.nsfw not in ("sfw", "nsfw"):
+                raise ValueError(f"nsfw must be 'sfw', 'nsfw' or None, not {self.nsfw!r}")
+            # Same rule as records.is_nsfw_level: R and up, or PG-13 and up when asked.
+            threshold = 2 if self.pg13_is_nsfw else 4
+            conds.append(f"{t}.nsfw_level {'>=' if self.nsfw == 'nsfw' else '<'} ?")
+            params.append(threshold)
+        if not self.include_videos:
+            conds.append(f"{t}.type != 'video'")
+        if self.only_tagged:
+            conds.append(f"{t}.tag_state = 'done'")
+        for name in self.tags or ():
+            conds.append(
+                "EXISTS (SELECT 1 FROM image_tags it JOIN tags tg ON tg.id = it.tag_id"
+                f" WHERE it.image_id = {t}.id AND tg.name = ? COLLATE NOCASE)"
+            )
+            params.append(name)
+        if self.search:
+            like = "%" + self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            cols = ("prompt", "username", "model_version_name", "checkpoint_name")
+            conds.append("(" + " OR ".join(f"{t}.{c} LIKE ? ESCAPE '\\'" for c in cols) + ")")
+            params.extend([like] * len(cols))
+        if not self.include_gone:
+            conds.append(f"{t}.gone_at IS NULL")
+        if self.created_after is not None:
+            conds.append(f"{t}.created_at >= ?")
+            params.append(self.created_after)
+        if self.created_before is not None:
+            conds.append(f"{t}.created_at < ?")
+            params.append(self.created_before)
+        return (" AND ".join(conds) if conds else "1"), params
+
+
+def order_clause(order_by: str = "id", descending: bool = False, table: str = "images") -> str:
+    if order_by not in ORDER_COLUMNS:
+        raise ValueError(f"cannot order images by {order_by!r}; choose one of {', '.join(ORDER_COLUMNS)}")
+    direction = "DESC" if descending else "ASC"
+    if order_by == "id":
+        return f"ORDER BY {table}.id {direction}"
+    # id breaks ties so pages are stable.
+    return f"ORDER BY {table}.{order_by} {direction}, {table}.id {direction}"
