@@ -1,0 +1,132 @@
+"""The converter's core: JPG/PNG/GIF/WebP -> WebP with our EXIF, and EXIF rewrites in place.
+
+Every function here is a plain module-level function taking and returning picklable values, so
+the convert job can run them in worker processes.
+
+Decisions:
+- Animations (APNG, GIF, animated WebP) stay animated: every frame, its duration and the loop count.
+- The ICC profile is kept, except for CMYK sources (the profile describes CMYK, not our RGB).
+- Modes: RGB/RGBA kept; P, LA, PA become RGBA when they have transparency, RGB otherwise;
+  16-bit greyscale is scaled (not clipped) to 8 bits.
+- EXIF orientation: CivitAI originals rarely carry one, but when a still image does, the pixels
+  are rotated (exif_transpose) so the WebP looks the same; our EXIF has no Orientation tag.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, ImageSequence
+
+from civitgrab_desktop.core.media.exif import (
+    EXIF_MAX_BYTES,
+    ExifBuild,
+    build_exif,
+    embedded_parameters,
+    exif_info_from_record,
+    read_exif,
+)
+from civitgrab_desktop.core.media.files import atomic_output
+from civitgrab_desktop.core.media.pngtext import png_parameters
+from civitgrab_desktop.core.media.webp_riff import build_webp, parse_chunks, with_exif
+
+# The converter's whole API in one place (EXIF and PNG-text helpers live in their own modules).
+__all__ = [
+    "EXIF_MAX_BYTES",
+    "WEBP_MAX_SIDE",
+    "ConvertError",
+    "ConvertOutcome",
+    "ExifBuild",
+    "build_exif",
+    "convert_to_webp",
+    "embedded_parameters",
+    "exif_info_from_record",
+    "insert_exif",
+    "png_parameters",
+    "read_exif",
+]
+
+WEBP_MAX_SIDE = 16383
+
+
+class ConvertError(ValueError):
+    """The source cannot be converted (too large for WebP, unreadable...)."""
+
+
+@dataclass(frozen=True)
+class ConvertOutcome:
+    width: int
+    height: int
+    frames: int
+    src_bytes: int
+    webp_bytes: int
+
+
+def _to_webp_mode(im: Image.Image) -> Image.Image:
+    mode = im.mode
+    if mode in ("RGB", "RGBA"):
+        return im
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        im = im.convert("I").point(lambda v: v * (1 / 257))  # 16-bit -> 8-bit, scaled not clipped
+        return im.convert("L").convert("RGB")
+    has_alpha = mode in ("LA", "La", "PA", "RGBa") or (mode == "P" and "transparency" in im.info)
+    return im.convert("RGBA" if has_alpha else "RGB")
+
+
+def _frame_durations(im: Image.Image) -> list[int]:
+    durations = []
+    for frame in ImageSequence.Iterator(im):
+        frame.load()  # WebP sets a frame's duration only once it is decoded
+        durations.append(int(frame.info.get("duration", 100) or 0))
+    im.seek(0)
+    return durations
+
+
+def _save_fsynced(im: Image.Image, dst: Path, **params) -> int:
+    with open(dst, "wb") as fh:
+        im.save(fh, "WEBP", **params)
+        fh.flush()
+        os.fsync(fh.fileno())
+        return os.fstat(fh.fileno()).st_size
+
+
+def convert_to_webp(
+    src: str | os.PathLike,
+    dst_tmp: str | os.PathLike,
+    *,
+    exif: bytes,
+    quality: int = 90,
+    lossless: bool = False,
+    method: int = 4,
+) -> ConvertOutcome:
+    """Encode `src` as WebP into `dst_tmp` (written and fsynced; the caller verifies and renames)."""
+    src, dst_tmp = Path(src), Path(dst_tmp)
+    params = {"quality": int(quality), "lossless": bool(lossless), "method": int(method), "exif": exif or b""}
+    with Image.open(src) as im:
+        if max(im.size) > WEBP_MAX_SIDE:
+            raise ConvertError(f"{im.width}x{im.height} is larger than WebP allows ({WEBP_MAX_SIDE} per side)")
+        icc = im.info.get("icc_profile")
+        if icc and im.mode != "CMYK":
+            params["icc_profile"] = icc
+        frames = getattr(im, "n_frames", 1) if getattr(im, "is_animated", False) else 1
+        if frames > 1:
+            params.update(save_all=True, duration=_frame_durations(im), loop=int(im.info.get("loop", 0)))
+            size = im.size
+            webp_bytes = _save_fsynced(im, dst_tmp, **params)
+        else:
+            still = _to_webp_mode(ImageOps.exif_transpose(im))
+            size = still.size
+            webp_bytes = _save_fsynced(still, dst_tmp, **params)
+    return ConvertOutcome(size[0], size[1], frames, src.stat().st_size, webp_bytes)
+
+
+def insert_exif(webp_path: str | os.PathLike, exif_bytes: bytes | None) -> None:
+    """Replace the EXIF of a WebP without re-encoding it (the image chunks are copied byte for
+    byte); None or b"" removes it. Atomic (temp file, fsync, rename); keeps the file's mode and
+    mtime (the mtime is the image's createdAt)."""
+    path = Path(webp_path)
+    data = build_webp(with_exif(parse_chunks(path.read_bytes()), exif_bytes))
+    with atomic_output(path, keep_stat_of=path) as fh:
+        fh.write(data)
