@@ -14,7 +14,6 @@ from civitgrab_desktop.core import secrets
 from civitgrab_desktop.core.civitai.client import CivitaiError
 from civitgrab_desktop.services import Services
 
-
 # -- export-csv ----------------------------------------------------------------------------------
 
 
@@ -64,14 +63,14 @@ def cmd_migrate(args, services: Services) -> int:
             )
         finally:
             await services.close()
-        data = report if isinstance(report, dict) else getattr(report, "__dict__", {"report": str(report)})
-        for key, value in data.items():
-            if key != "errors":
-                print(f"{key}: {value}")
-        errors = data.get("errors") or []
-        for err in errors[:20]:
-            print(f"  problem: {err}", file=sys.stderr)
-        return EXIT_OK if not errors else EXIT_FAILED
+        print(
+            f"Imported {report.entries} classic entries: {report.images_new} new images, "
+            f"{report.images_updated} updated, {report.sources_new} new sources, {report.skipped} already known, "
+            f"{report.missing_files} files missing on disk, {report.errors} problems"
+        )
+        for message in report.messages[:20]:
+            print(f"  {message}", file=sys.stderr)
+        return EXIT_OK if not report.errors else EXIT_FAILED
 
     return run_async(go())
 

@@ -26,9 +26,9 @@ from civitgrab_desktop.core.civitai.client import CivitaiClient, CivitaiError
 from civitgrab_desktop.core.civitai.records import NSFW_CHOICES, ImageRecord, RecordError, parse_image
 from civitgrab_desktop.core.library.async_library import Library
 from civitgrab_desktop.core.library.store import Source, new_owner
-from civitgrab_desktop.core.organize import layouts, sidecars
-from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError
 from civitgrab_desktop.core.media import files
+from civitgrab_desktop.core.organize import layouts, sidecars
+from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError, fit_filename
 from civitgrab_desktop.jobs.fetch import fetch_to_part
 from civitgrab_desktop.jobs.job import Job, JobState, RateLimitedEvent
 
@@ -164,7 +164,7 @@ class DownloadJob(Job):
     # -- main ------------------------------------------------------------------------------------
 
     async def execute(self) -> None:
-        await self.library.update_job(self.job_id, state=JobState.RUNNING.value)
+        await self.library.update_job(self.job_id, state=JobState.RUNNING.value, owner=self.owner)
         self._persisted = True
         self.tally.total = 0
         workers = [asyncio.create_task(self._worker(), name=f"dl-worker-{i}") for i in range(self.workers)]
@@ -305,12 +305,16 @@ class DownloadJob(Job):
             await self.checkpoint()
             for problem in page.problems:
                 self.message(f"{stream.label}: skipped an unusable item: {problem}", logging.WARNING)
-            if first_page and target.mode == 1 and not stream.is_pass:
-                if self._foreign_first_items(page.records, target.identifier):
-                    target.status = "error"
-                    target.reason = "the service returned another user's items (deleted or renamed user?)"
-                    self.message(f"user {target.identifier}: {target.reason}; stopped", logging.WARNING)
-                    return 0
+            if (
+                first_page
+                and target.mode == 1
+                and not stream.is_pass
+                and self._foreign_first_items(page.records, target.identifier)
+            ):
+                target.status = "error"
+                target.reason = "the service returned another user's items (deleted or renamed user?)"
+                self.message(f"user {target.identifier}: {target.reason}; stopped", logging.WARNING)
+                return 0
             first_page = False
             listed += page.raw_count
             if not stream.is_pass:
@@ -382,7 +386,7 @@ class DownloadJob(Job):
             found = len(self._seen_ids) - before
             quiet = 0 if found else quiet + 1
             if quiet >= 50:
-                self.message(f"deep scan: 50 model versions in a row found nothing new; stopping")
+                self.message("deep scan: 50 model versions in a row found nothing new; stopping")
                 break
 
     # -- registering and filtering ---------------------------------------------------------------
@@ -577,7 +581,7 @@ class DownloadJob(Job):
         """Runs in a worker thread: rename the verified .part to its final name, sidecars, mtime."""
         final_dir = item.stem.parent
         name = layouts.classic_filename(item.record.id, fetched.media.ext)
-        final = final_dir / layouts.fit_filename_or_raise(final_dir, name, self.params.max_path)
+        final = final_dir / fit_filename(final_dir, name, self.params.max_path)
         files.ensure_inside(self.output_dir, final)
         os.replace(fetched.part_path, final)
         if item.record.created_at:
@@ -592,7 +596,7 @@ class DownloadJob(Job):
         if self.params.layout == "organized":
             return
         if record.has_meta:
-            sidecars.write_meta_txt(folder / f"{record.id}_meta.txt", record.meta)
+            sidecars.write_meta_txt(folder / f"{record.id}_meta.txt", record.meta, model_name=record.checkpoint_name)
         else:
             sidecars.write_no_meta_txt(folder / f"{record.id}_no_meta.txt", record.id, record.username, self._site_base)
 

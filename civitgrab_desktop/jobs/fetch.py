@@ -113,7 +113,7 @@ async def fetch_to_part(
                             buffer, buffered = [], 0
                         if checkpoint:
                             await checkpoint()
-                except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+                except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError) as exc:
                     raise TransportError(f"transfer interrupted: {exc or type(exc).__name__}", url=redact_url(url)) from exc
                 if media is None:
                     raise BadPayloadError("the server sent an empty body", url=redact_url(url))

@@ -18,7 +18,7 @@ from typing import Any
 LOG = logging.getLogger(__name__)
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     PAUSED = "paused"
@@ -220,14 +220,14 @@ class Job:
         else:
             self._set_state(JobState.STOPPED if self._stop_requested else JobState.DONE)
         finally:
-            summary = self.summary()
-            self.progress(force=True)
             try:
                 await self.finish()
             except Exception:
                 LOG.exception("job %s cleanup failed", self.job_id)
+            self.progress(force=True)
+            summary = self.summary()
             if self.state.finished:
-                self.emit(FinishedEvent(self.job_id, self.state, self.summary()))
+                self.emit(FinishedEvent(self.job_id, self.state, summary))
         return summary
 
     async def execute(self) -> None:
