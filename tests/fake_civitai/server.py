@@ -901,10 +901,10 @@ class FakeCivitai:
         tag = q.get("tag") or q.get("tagname")
         username = q.get("username")
         types = q.getall("types", [])
-        for t in types:
-            if t not in MODEL_TYPES:
-                p.enum("types", MODEL_TYPES)
-                break
+        bad_types = [t for t in types if t not in MODEL_TYPES]
+        if bad_types:
+            p.issues.append({"received": bad_types[0], "code": "invalid_enum_value", "options": list(MODEL_TYPES),
+                             "path": ["types"], "message": f"Invalid enum value, received '{bad_types[0]}'"})
         sort = p.enum("sort", MODEL_SORTS) or "Highest Rated"
         p.enum("period", PERIODS)
         nsfw = p.bool("nsfw")
