@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 from civitgrab_desktop.core import secrets
@@ -11,6 +12,14 @@ from civitgrab_desktop.core.config import AppPaths, Settings, resolve_api_base, 
 from civitgrab_desktop.core.library.async_library import Library
 
 LOG = logging.getLogger(__name__)
+
+
+def _env_float(name: str, default: float) -> float:
+    """Tuning knobs for tests and power users (e.g. a short backoff against a local replica)."""
+    try:
+        return float(os.environ[name])
+    except (KeyError, ValueError):
+        return default
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Services:
             timeout=overrides.pop("timeout", s.get("timeout")),
             retries=overrides.pop("retries", s.get("retries")),
             politeness=overrides.pop("politeness", s.get("politeness_interval")),
+            backoff_max=overrides.pop("backoff_max", _env_float("CIVITGRAB_BACKOFF_MAX", 10.0)),
             **overrides,
         )
         client = CivitaiClient(self.api_base, api_key=self.api_key, options=options)

@@ -125,6 +125,20 @@ def mismatch_warnings(args: argparse.Namespace) -> list[str]:
     return warnings
 
 
+def check_output_dir(folder: str) -> None:
+    """Fail before any network traffic when the output folder cannot be written."""
+    import tempfile
+    from pathlib import Path
+
+    path = Path(folder).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".civitgrab-write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write to the output folder {path}: {exc.strerror or exc}") from None
+
+
 def params_from_args(args: argparse.Namespace, settings) -> DownloadParams:
     mode = args.mode
     identifiers = normalize_identifiers(mode, split_identifiers(getattr(args, MODE_FLAGS[mode])))

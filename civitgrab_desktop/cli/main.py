@@ -82,6 +82,7 @@ def _download(args, argv: list[str]) -> int:
         print(warning, file=sys.stderr)
     services = _services(args)
     params = download_cmd.params_from_args(args, services.settings)
+    download_cmd.check_output_dir(params.output_dir)
     return run_async(_run_download(services, params, args))
 
 

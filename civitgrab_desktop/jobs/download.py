@@ -503,10 +503,11 @@ class DownloadJob(Job):
             self.tally.skip("limit reached (--max_images / --max_per_model)")
             return
         force = self.params.redownload or (row is not None and row.dl_state == "done")
+        self._reserve(item)  # before any await, so concurrent workers see the limit
         if not await self.library.claim_download(record.id, self.owner, force=force):
+            self._unreserve(item)
             self._deferred.append(item)  # another process is downloading it
             return
-        self._reserve(item)
         try:
             await self._download(item)
         except BaseException:
@@ -668,11 +669,16 @@ class DownloadJob(Job):
                 row = await self.library.image(item.record.id)
                 if row is not None and row.dl_state == "done" and row.path and await _exists(Path(row.path)):
                     await self._link_existing(item, Path(row.path))
-                elif await self.library.claim_download(item.record.id, self.owner, force=row is not None and row.dl_state == "done"):
-                    self._reserve(item)
-                    await self._download(item)
+                elif self._limit_reached(item):
+                    self.tally.skip("limit reached (--max_images / --max_per_model)")
                 else:
-                    still.append(item)
+                    self._reserve(item)
+                    force = row is not None and row.dl_state == "done"
+                    if await self.library.claim_download(item.record.id, self.owner, force=force):
+                        await self._download(item)
+                    else:
+                        self._unreserve(item)
+                        still.append(item)
             pending = still
             if pending:
                 await asyncio.sleep(DEFERRED_POLL_S)
