@@ -1,0 +1,141 @@
+"""What every page needs: services (paths, settings, key), the library, the network, the jobs.
+
+The app has ONE aiohttp session. Each job gets its own `CivitaiClient` over that shared session:
+the client's transfer slots are then per job, so a paused job (which keeps its slots while it
+waits at a checkpoint) never blocks the other jobs, and a 429 wait is reported to the job that
+hit it. Settings changes (key, API base) apply to the jobs started afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import aiohttp
+from PySide6.QtCore import QObject, Signal
+
+from civitgrab_desktop.core.civitai.client import USER_AGENT, CivitaiClient, ClientOptions
+from civitgrab_desktop.core.config import ENV_API_BASE, ENV_API_KEY, Settings
+from civitgrab_desktop.gui.bridge import JobManager
+from civitgrab_desktop.services import Services
+
+LOG = logging.getLogger(__name__)
+
+
+class AppContext(QObject):
+    settingsChanged = Signal()
+    statusMessage = Signal(str, int)  # text, milliseconds (0: until replaced)
+
+    def __init__(self, services: Services, *, api_base_overridden: bool = False, parent: QObject | None = None):
+        super().__init__(parent)
+        self.services = services
+        self.jobs = JobManager(self)
+        self.api_base_overridden = api_base_overridden
+        self._session: aiohttp.ClientSession | None = None
+        self._library_lock = asyncio.Lock()
+        self._closed = False
+
+    # -- shortcuts -------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def api_base(self) -> str:
+        return self.services.api_base
+
+    @property
+    def api_key(self) -> str | None:
+        return self.services.api_key
+
+    @property
+    def api_key_from_env(self) -> bool:
+        import os
+
+        return bool(os.environ.get(ENV_API_KEY, "").strip())
+
+    @property
+    def env_api_base(self) -> bool:
+        import os
+
+        return self.api_base_overridden or bool(os.environ.get(ENV_API_BASE))
+
+    def default_output_dir(self) -> str:
+        configured = self.settings.get("output_dir")
+        if configured:
+            return configured
+        return str(Path.home() / "Pictures" / "civitgrab")
+
+    # -- library ---------------------------------------------------------------------------------
+
+    async def library(self):
+        async with self._library_lock:
+            return await self.services.open_library()
+
+    # -- network ---------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The app's one HTTP session (created on first use, inside the running loop)."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=100, limit_per_host=40, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
+        return self._session
+
+    def client_options(self, **overrides) -> ClientOptions:
+        s = self.settings
+        return ClientOptions(
+            concurrency=overrides.pop("concurrency", s.get("concurrency")),
+            timeout=overrides.pop("timeout", s.get("timeout")),
+            retries=overrides.pop("retries", s.get("retries")),
+            politeness=overrides.pop("politeness", s.get("politeness_interval")),
+            **overrides,
+        )
+
+    def new_client(self, **overrides) -> CivitaiClient:
+        """A client for one job, sharing the app's session (closing it leaves the session open)."""
+        return CivitaiClient(
+            self.api_base, api_key=self.api_key, options=self.client_options(**overrides), session=self.session
+        )
+
+    # -- settings changes ------------------------------------------------------------------------
+
+    def set_api_key(self, key: str | None) -> None:
+        self.services.api_key = key or None
+
+    def set_api_base(self, base: str) -> None:
+        if not self.env_api_base:
+            self.services.api_base = base.rstrip("/")
+
+    async def save_settings(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.settings.save)
+        except OSError as exc:
+            LOG.warning("could not save settings: %s", exc)
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    async def close(self, job_timeout: float = 30.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        cut_short = self.jobs.active()
+        await self.jobs.shutdown(job_timeout)
+        # Jobs stopped because the app quit (not by the user) are offered for resuming next time.
+        library = self.services.library
+        for handle in cut_short:
+            if library is not None and handle.bridge.state in ("stopped", "interrupted"):
+                try:
+                    await library.update_job(handle.job_id, state="interrupted")
+                except Exception as exc:
+                    LOG.warning("could not mark job %s as interrupted: %s", handle.job_id, exc)
+        await self.save_settings()
+        try:
+            await self.services.close()
+        except Exception:
+            LOG.exception("closing the library failed")
+        if self._session is not None and not self._session.closed:
+            await self._session.close()

@@ -1,0 +1,180 @@
+"""Shared layout of the Tag Scraper and Converter pages: an options card on the left (with a
+library summary and the Start button), the page's job cards on the right."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from civitgrab_desktop.gui import icons
+from civitgrab_desktop.gui.panels.base import Page
+from civitgrab_desktop.gui.util import plural, spawn
+from civitgrab_desktop.gui.widgets.common import Card, section_title
+from civitgrab_desktop.gui.widgets.job_card import JobList
+
+LOG = logging.getLogger(__name__)
+UNAVAILABLE = "not available in this build"
+
+
+def module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class WorkPage(Page):
+    """Subclasses fill `self.options` (a Card) and implement `start_job()` and `available()`."""
+
+    job_kind = "job"
+    start_label = "Start"
+    start_icon = "play"
+    empty_text = "No jobs yet."
+
+    def __init__(self, ctx, parent: QWidget | None = None):
+        super().__init__(ctx, parent)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        self.root.addWidget(self.splitter, 1)
+
+        self.options = Card()
+        self.library_line = QLabel("")
+        self.library_line.setObjectName("Muted")
+        self.library_line.setWordWrap(True)
+
+        self.error = QLabel("")
+        self.error.setObjectName("Error")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        self.start_button = QPushButton(self.start_label)
+        self.start_button.setObjectName("Primary")
+        self.start_button.setIcon(icons.icon(self.start_icon, "#ffffff"))
+        self.start_button.clicked.connect(self.start)
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.options)
+        scroll.setMinimumWidth(400)
+        self.splitter.addWidget(scroll)
+
+        jobs_panel = QWidget()
+        jobs_layout = QVBoxLayout(jobs_panel)
+        jobs_layout.setContentsMargins(8, 0, 0, 0)
+        jobs_layout.setSpacing(8)
+        head = QHBoxLayout()
+        head.addWidget(section_title("Jobs"))
+        head.addStretch(1)
+        self.jobs_count = QLabel("")
+        self.jobs_count.setObjectName("Muted")
+        head.addWidget(self.jobs_count)
+        jobs_layout.addLayout(head)
+        self.job_list = JobList(ctx.jobs, (self.job_kind,), self.empty_text)
+        jobs_layout.addWidget(self.job_list, 1)
+        self.splitter.addWidget(jobs_panel)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([440, 640])
+
+        ctx.jobs.jobAdded.connect(self._jobs_changed)
+        ctx.jobs.jobFinished.connect(self._jobs_changed)
+        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.start)
+        QShortcut(QKeySequence("Ctrl+Enter"), self, activated=self.start)
+
+    def finish_options(self) -> None:
+        """Called by subclasses after adding their option widgets."""
+        body = self.options.body
+        body.addWidget(self.error)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.start_button)
+        body.addLayout(row)
+        body.addStretch(1)
+        ok, why = self.available()
+        self.start_button.setEnabled(ok)
+        if ok:
+            self.start_button.setToolTip(f"{self.start_label} (Ctrl+Enter). Several jobs can run at once.")
+        else:
+            self.start_button.setToolTip(why)
+            self.error.setObjectName("Warning")
+            self.error.setText(why[:1].upper() + why[1:] + ".")
+            self.error.show()
+
+    # -- to implement ------------------------------------------------------------------------------
+
+    def available(self) -> tuple[bool, str]:
+        return False, UNAVAILABLE
+
+    async def start_job(self) -> None:
+        raise NotImplementedError
+
+    def validate(self) -> None:
+        """Raise ValueError with a message for bad options."""
+
+    # -- common --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        ok, why = self.available()
+        if not ok:
+            return
+        try:
+            self.validate()
+        except ValueError as exc:
+            self.error.setObjectName("Error")
+            self.error.style().unpolish(self.error)
+            self.error.style().polish(self.error)
+            self.error.setText(str(exc))
+            self.error.show()
+            return
+        self.error.hide()
+        self.start_button.setEnabled(False)
+
+        async def go() -> None:
+            try:
+                await self.start_job()
+            finally:
+                self.start_button.setEnabled(True)
+
+        spawn(go(), name=f"start-{self.job_kind}")
+
+    def _jobs_changed(self, *_args) -> None:
+        active = len(self.ctx.jobs.active(self.job_kind))
+        self.jobs_count.setText(f"{plural(active, 'job')} running" if active else "")
+        if self.isVisible():
+            spawn(self.refresh_library_line(), name=f"{self.job_kind}-stats")
+
+    def activated(self) -> None:
+        spawn(self.refresh_library_line(), name=f"{self.job_kind}-stats")
+
+    async def refresh_library_line(self) -> None:
+        try:
+            library = await self.ctx.library()
+            stats = await library.reader().stats()
+        except Exception as exc:  # the summary is a nicety; never an error dialog
+            LOG.debug("library stats unavailable: %s", exc)
+            return
+        self.library_line.setText(self.describe_stats(stats))
+
+    def describe_stats(self, stats: dict[str, Any]) -> str:
+        return ""
+
+    def save_state(self) -> dict[str, Any]:
+        return {"splitter": bytes(self.splitter.saveState().toBase64()).decode("ascii")}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        if state.get("splitter"):
+            self.splitter.restoreState(QByteArray.fromBase64(state["splitter"].encode("ascii")))
