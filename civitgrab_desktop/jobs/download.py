@@ -109,6 +109,7 @@ class WorkItem:
     target: Target
     stem: Path  # planned file path without extension
     model_id: int | None
+    listed_done: bool = False  # the library had it downloaded when it was listed
 
 
 class DownloadJob(Job):
@@ -130,13 +131,17 @@ class DownloadJob(Job):
         self.params = params
         self.owner = new_owner()
         self.output_dir = Path(params.output_dir).expanduser().resolve()
-        self.workers = workers or client.options.concurrency
+        # More workers than transfer slots: while one worker verifies, fsyncs and records a file,
+        # another already uses the slot (client.transfers caps concurrent transfers).
+        self.workers = workers or client.options.concurrency * 2 + 2
         self.targets: list[Target] = []
-        self._queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(maxsize=max(50, self.workers * 4))
+        # Two pages of look-ahead: the next listing page is fetched while this one downloads.
+        self._queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(maxsize=2 * urls.PAGE_LIMIT)
         self._reserved = 0  # downloads started or finished, for --max_images
         self._per_model: Counter = Counter()
         self._deferred: list[WorkItem] = []
         self._seen_ids: set[int] = set()
+        self._handled: set[int] = set()  # ids a worker already took (a page may list an id twice)
         self._site_base = urls.site_origin(client.api_base)
         self.client.add_wait_listener(self._on_wait)
 
@@ -331,7 +336,8 @@ class DownloadJob(Job):
                 else:
                     new += 1
                     known_run = 0
-                await self._enqueue(WorkItem(record, target, stem, stream.model_id), state)
+                listed_done = state is not None and state.dl_state == "done"
+                await self._enqueue(WorkItem(record, target, stem, stream.model_id, listed_done))
                 if self.params.stop_after_known and known_run >= self.params.stop_after_known:
                     stop_early = True
                     break
@@ -456,11 +462,11 @@ class DownloadJob(Job):
             )
         return folder / str(record.id)
 
-    async def _enqueue(self, item: WorkItem, state) -> None:
+    async def _enqueue(self, item: WorkItem) -> None:
         if item.record.id not in self._seen_ids:
             self._seen_ids.add(item.record.id)
             self.tally.total = (self.tally.total or 0) + 1
-        if state is not None and state.dl_state == "done":
+        if item.listed_done:
             item.target.had += 1
         else:
             item.target.new += 1
@@ -492,7 +498,10 @@ class DownloadJob(Job):
             return
         await self.checkpoint()
         record = item.record
-        row = await self.library.image(record.id)
+        row = None
+        if item.listed_done or record.id in self._handled:
+            row = await self.library.image(record.id)
+        self._handled.add(record.id)
         if row is not None and row.dl_state == "done" and not self.params.redownload:
             existing = Path(row.path) if row.path else None
             if existing is not None and await _exists(existing):
@@ -564,7 +573,7 @@ class DownloadJob(Job):
             item.target.failed += 1
             self._unreserve(item)
             return
-        await self.library.mark_downloaded(
+        unlinked = await self.library.mark_downloaded(
             record.id,
             self.owner,
             path=str(final),
@@ -572,11 +581,12 @@ class DownloadJob(Job):
             bytes=fetched.size,
             sha256=fetched.sha256,
             quality="original" if self.params.original or record.is_video else "resized",
+            source=(item.target.target_type, item.target.target_value),
         )
-        await self.library.mark_source_linked(record.id, item.target.target_type, item.target.target_value, str(final))
         self.tally.done += 1
         item.target.downloaded += 1
-        await self._link_other_sources(record.id, final)
+        if unlinked:
+            await self._link_other_sources(record.id, final, unlinked)
 
     def _place(self, fetched, item: WorkItem) -> Path:
         """Runs in a worker thread: rename the verified .part to its final name, sidecars, mtime."""
@@ -625,9 +635,9 @@ class DownloadJob(Job):
         self._write_sidecars(dst, record, tags)
         return how
 
-    async def _link_other_sources(self, image_id: int, final: Path) -> None:
+    async def _link_other_sources(self, image_id: int, final: Path, unlinked) -> None:
         """Other queries (this or another process) that listed the image while it downloaded."""
-        for src in await self.library.unlinked_sources(image_id):
+        for src in unlinked:
             dst = Path(src.path)
             if not dst.suffix or dst.suffix == ".part" or dst.name == str(image_id):
                 dst = dst.with_name(f"{image_id}{final.suffix}")

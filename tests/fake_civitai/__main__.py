@@ -29,9 +29,12 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated kinds used with --fault-rate (from {', '.join(FAULT_KINDS)})")
     ap.add_argument("--bench-images", type=int, default=0, help="add user 'bench' with N small JPEGs")
     ap.add_argument("--seed", type=int, default=1234, help="seed of the fault RNGs")
+    ap.add_argument("--prewarm", action="store_true", help="render every media file before serving (benchmarks)")
     args = ap.parse_args(argv)
 
     dataset = build_dataset(bench_images=args.bench_images) if args.bench_images else default_dataset()
+    if args.prewarm:
+        dataset.prewarm()
     fake = FakeCivitai(dataset, port=args.port, latency=args.latency, item_cap=args.cap)
     if args.fault_rate > 0:
         kinds = [k.strip() for k in args.fault_kinds.split(",") if k.strip()]

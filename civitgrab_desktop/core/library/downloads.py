@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 
 from civitgrab_desktop.core.library.clock import utc_now_iso
+from civitgrab_desktop.core.library.rows import SourceRow
 from civitgrab_desktop.core.library.store_base import StoreBase
 
 
@@ -42,10 +43,13 @@ class DownloadOps(StoreBase):
         bytes: int | None,
         sha256: str | None,
         quality: str | None,
-    ) -> None:
+        *,
+        source: tuple[str, str] | None = None,
+    ) -> list[SourceRow]:
         """The file is on disk at `path`: done, claim and error cleared, and the source that
-        planned this path is linked. Recorded even if the claim was lost meanwhile (the file is
-        the fact)."""
+        planned this path (or `source`, the query that downloaded it) is linked. Recorded even if
+        the claim was lost meanwhile (the file is the fact). Returns the sources still waiting
+        for a link, so the caller can link them without another round trip."""
         now = utc_now_iso()
         path = str(path)
 
@@ -58,8 +62,16 @@ class DownloadOps(StoreBase):
                 (path, mime, bytes, sha256, quality, now, owner, int(image_id)),
             )
             c.execute("UPDATE sources SET linked = 1 WHERE image_id = ? AND path = ?", (int(image_id), path))
+            if source is not None:
+                c.execute(
+                    """INSERT INTO sources (image_id, target_type, target_value, path, linked, found_at)
+                       VALUES (?, ?, ?, ?, 1, ?)
+                       ON CONFLICT(image_id, target_type, target_value) DO UPDATE SET path = excluded.path, linked = 1""",
+                    (int(image_id), source[0], str(source[1]), path, now),
+                )
 
         self.run_write(work)
+        return self.unlinked_sources(image_id)
 
     def mark_download_failed(self, image_id: int, owner: str, error: str) -> None:
         """Record a failed attempt, unless another owner took over or the image got downloaded."""
