@@ -149,6 +149,7 @@ async def main_async(app: QApplication, services: Services, args, theme: ThemeMa
         report = selftest_report(app, window, ctx)
         window.request_quit()
         await closed.wait()
+        LOG.info("civitgrab closed cleanly (selftest)")
         print(json.dumps(report))
         return 0 if report["ok"] else 1
     await closed.wait()

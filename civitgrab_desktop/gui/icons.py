@@ -6,6 +6,7 @@ new text colour. A missing resources folder gives empty icons, never an error.
 
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
 
 from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
@@ -47,10 +48,20 @@ def _palette() -> QPalette:
     return app.palette() if app is not None else QPalette()
 
 
+def _resolve(color: QColor | str | None, palette: QPalette) -> QColor:
+    if color is None:
+        return palette.color(QPalette.ColorRole.WindowText)
+    if color == "muted":
+        return palette.color(QPalette.ColorRole.PlaceholderText)
+    if color == "accent":
+        return palette.color(QPalette.ColorRole.Highlight)
+    return QColor(color)
+
+
 def icon(name: str, color: QColor | str | None = None, *, disabled: QColor | str | None = None) -> QIcon:
-    """The icon `name` in `color` (default: the palette's text colour)."""
+    """The icon `name` in `color`: None (the palette's text colour), "muted", "accent" or a colour."""
     palette = _palette()
-    normal = QColor(color) if color is not None else palette.color(QPalette.ColorRole.WindowText)
+    normal = _resolve(color, palette)
     off = QColor(disabled) if disabled is not None else palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText)
     key = (name, normal.name(QColor.NameFormat.HexArgb), off.name(QColor.NameFormat.HexArgb))
     cached = _cache.get(key)
@@ -89,3 +100,29 @@ def app_icon() -> QIcon:
 
 def clear_cache() -> None:
     _cache.clear()
+
+
+# Widgets whose icons follow the theme: refresh() re-tints them after a palette change.
+_bound: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def set_icon(target, name: str, color: QColor | str | None = None) -> None:
+    """target.setIcon(icon(name, color)), re-applied when the theme changes."""
+    target.setIcon(icon(name, color))
+    _bound[target] = ("icon", name, color, 0)
+
+
+def set_pixmap(label, name: str, size: int, color: QColor | str | None = None) -> None:
+    label.setPixmap(pixmap(name, size, color))
+    _bound[label] = ("pixmap", name, color, size)
+
+
+def refresh() -> None:
+    for target, (kind, name, color, size) in list(_bound.items()):
+        try:
+            if kind == "icon":
+                target.setIcon(icon(name, color))
+            else:
+                target.setPixmap(pixmap(name, size, color))
+        except RuntimeError:  # the C++ object is gone
+            _bound.pop(target, None)

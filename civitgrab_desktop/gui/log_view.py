@@ -108,7 +108,7 @@ class LogView(QWidget):
         bar.addWidget(self.clear_button)
         if open_log_folder is not None:
             self.open_button = QPushButton("Open log folder")
-            self.open_button.setIcon(icons.icon("folder"))
+            icons.set_icon(self.open_button, "folder")
             self.open_button.clicked.connect(open_log_folder)
             bar.addWidget(self.open_button)
         layout.addLayout(bar)

@@ -155,12 +155,12 @@ class MainWindow(QMainWindow):
         self.sidebar.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         col.addWidget(self.sidebar, 1)
         self.settings_button = QPushButton("Settings")
-        self.settings_button.setIcon(icons.icon("settings"))
+        icons.set_icon(self.settings_button, "settings")
         self.settings_button.setFlat(True)
         self.settings_button.setToolTip("Settings (Ctrl+,)")
         self.settings_button.clicked.connect(self.open_settings)
         self.log_button = QPushButton("Log")
-        self.log_button.setIcon(icons.icon("log"))
+        icons.set_icon(self.log_button, "log")
         self.log_button.setFlat(True)
         self.log_button.setToolTip("Show recent log lines (Ctrl+L)")
         self.log_button.clicked.connect(self.toggle_log)
@@ -194,7 +194,7 @@ class MainWindow(QMainWindow):
     def _action(self, text: str, slot, shortcut=None, icon: str | None = None, tip: str = "") -> QAction:
         action = QAction(text, self)
         if icon:
-            action.setIcon(icons.icon(icon))
+            icons.set_icon(action, icon)
         if shortcut is not None:
             if isinstance(shortcut, list | tuple):
                 action.setShortcuts([QKeySequence(s) for s in shortcut])
@@ -399,8 +399,8 @@ class MainWindow(QMainWindow):
         # icons are tinted with the palette: rebuild the ones this window owns
         for i, spec in enumerate(self.specs):
             self.sidebar.item(i).setIcon(icons.icon(spec.icon_name))
-        self.settings_button.setIcon(icons.icon("settings"))
-        self.log_button.setIcon(icons.icon("log"))
+        icons.set_icon(self.settings_button, "settings")
+        icons.set_icon(self.log_button, "log")
 
     def show_shortcuts(self) -> ShortcutsDialog:
         dialog = ShortcutsDialog(self.all_actions, self)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from civitgrab_desktop.core import secrets
 from civitgrab_desktop.core.civitai.client import (
@@ -359,6 +360,8 @@ class SettingsDialog(QDialog):
     async def _check_keychain(self) -> None:
         loop = asyncio.get_running_loop()
         ok, name = await loop.run_in_executor(None, keychain_usable)
+        if not isValid(self):  # the dialog was closed meanwhile
+            return
         self._keychain_ok = ok
         LOG.debug("keychain: %s (%s)", name, "usable" if ok else "not usable")
         self._update_key_status()
@@ -395,7 +398,10 @@ class SettingsDialog(QDialog):
             verdict = f"✗ Could not check the key with {base}: {exc.reason}"
         finally:
             await client.close()
-            self.test_key.setEnabled(True)
+            if isValid(self):
+                self.test_key.setEnabled(True)
+        if not isValid(self):
+            return verdict
         self.key_status.setObjectName("Success" if ok else "Error")
         self.key_status.style().unpolish(self.key_status)
         self.key_status.style().polish(self.key_status)

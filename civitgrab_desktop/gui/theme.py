@@ -190,7 +190,8 @@ QPushButton#Segment {{
 }}
 QPushButton#Segment[first="true"] {{ border-top-left-radius: 6px; border-bottom-left-radius: 6px; }}
 QPushButton#Segment[last="true"] {{ border-top-right-radius: 6px; border-bottom-right-radius: 6px; }}
-QPushButton#Segment:checked {{ background: {c.accent_soft}; border-color: {c.accent}; font-weight: 600; }}
+QPushButton#Segment:checked {{ background: {c.accent_soft}; border-color: {c.accent}; color: {c.text}; }}
+QPushButton#Segment:focus {{ border-color: {c.accent}; }}
 QScrollArea#JobScroll, QWidget#JobListBody {{ background: transparent; border: none; }}
 QProgressBar {{
     border: 1px solid {c.border};
@@ -245,4 +246,5 @@ class ThemeManager(QObject):
         self._app.setPalette(build_palette(colors))
         self._app.setStyleSheet(build_stylesheet(colors))
         icons.clear_cache()
+        icons.refresh()
         self.changed.emit(colors)

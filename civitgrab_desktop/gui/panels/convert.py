@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QRadioButton,
     QSlider,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -72,15 +74,20 @@ class ConvertPage(WorkPage):
         self.where.addButton(self.in_place)
         self.to_folder.setChecked(True)
         body.addWidget(self.to_folder)
+        sub = QWidget()
+        sub_layout = QVBoxLayout(sub)
+        sub_layout.setContentsMargins(24, 0, 0, 4)
+        sub_layout.setSpacing(6)
         self.dest = FolderPicker("Converted files folder")
         base = ctx.default_output_dir()
-        self.dest.set_path(base.rstrip("/\\") + "/CivitAI_Browse" if base else "")
-        body.addWidget(self.dest)
+        self.dest.set_path(str(Path(base) / "CivitAI_Browse") if base else "")
+        sub_layout.addWidget(self.dest)
         self.videos = QComboBox()
         for value, label in VIDEO_CHOICES:
             self.videos.addItem(label, value)
         self.videos.setToolTip("Videos are not converted; they can join the organized folder")
-        body.addWidget(self.videos)
+        sub_layout.addWidget(self.videos)
+        body.addWidget(sub)
         body.addWidget(self.in_place)
         self.to_folder.toggled.connect(self._update_where)
 

@@ -35,7 +35,7 @@ class PlaceholderPage(Page):
         col.setSpacing(10)
         col.addStretch(1)
         art = QLabel()
-        art.setPixmap(icons.pixmap(self.icon_name, 56, ctx_muted_color()))
+        icons.set_pixmap(art, self.icon_name, 56, "muted")
         art.setAlignment(Qt.AlignmentFlag.AlignCenter)
         col.addWidget(art)
         heading = QLabel(self.empty_title)
@@ -94,7 +94,7 @@ class GalleryPlaceholder(PlaceholderPage):
     def __init__(self, ctx, parent: QWidget | None = None):
         super().__init__(ctx, parent)
         self.action.setText("Open download folder")
-        self.action.setIcon(icons.icon("folder"))
+        icons.set_icon(self.action, "folder")
         self.action.clicked.connect(lambda: open_folder(ctx.default_output_dir()))
 
 
@@ -109,21 +109,12 @@ class DatabasePlaceholder(PlaceholderPage):
     def __init__(self, ctx, parent: QWidget | None = None):
         super().__init__(ctx, parent)
         self.action.setText("Open data folder")
-        self.action.setIcon(icons.icon("folder"))
+        icons.set_icon(self.action, "folder")
         self.action.clicked.connect(lambda: open_folder(ctx.services.paths.data_dir))
 
     def describe(self, stats: dict[str, Any]) -> str:
         tags = (stats.get("tag_state") or {}).get("done", 0)
         return super().describe(stats) + f" · {tags:,} tagged · {stats.get('conversions', 0):,} converted"
-
-
-def ctx_muted_color() -> str:
-    from PySide6.QtGui import QGuiApplication, QPalette
-
-    app = QGuiApplication.instance()
-    if app is None:
-        return "#888888"
-    return app.palette().color(QPalette.ColorRole.PlaceholderText).name()
 
 
 def gallery_page(ctx) -> Page:

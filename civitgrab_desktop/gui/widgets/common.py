@@ -134,7 +134,7 @@ class FolderPicker(QWidget):
         self.edit.setClearButtonEnabled(True)
         self.edit.textChanged.connect(self.changed)
         self.button = QPushButton("Browse…")
-        self.button.setIcon(icons.icon("folder"))
+        icons.set_icon(self.button, "folder")
         self.button.setToolTip("Choose the folder in a dialog")
         self.button.clicked.connect(self._browse)
         layout.addWidget(self.edit, 1)
@@ -180,7 +180,7 @@ class Collapsible(QWidget):
         self._update(expanded)
 
     def _update(self, expanded: bool) -> None:
-        self.header.setIcon(icons.icon("chevron-down" if expanded else "chevron-right"))
+        icons.set_icon(self.header, "chevron-down" if expanded else "chevron-right")
         self.body.setVisible(expanded)
         self.toggled.emit(expanded)
 

@@ -99,7 +99,7 @@ class JobCard(QFrame):
         head = QHBoxLayout()
         head.setSpacing(8)
         self.kind_icon = QLabel()
-        self.kind_icon.setPixmap(icons.pixmap(KIND_ICON.get(handle.kind, "info"), 18))
+        icons.set_pixmap(self.kind_icon, KIND_ICON.get(handle.kind, "info"), 18)
         self.title = QLabel(handle.title)
         self.title.setObjectName("JobTitle")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -148,34 +148,34 @@ class JobCard(QFrame):
         row.setSpacing(6)
         self.details_button = QPushButton("Details")
         self.details_button.setCheckable(True)
-        self.details_button.setIcon(icons.icon("chevron-right"))
+        icons.set_icon(self.details_button, "chevron-right")
         self.details_button.setToolTip("Show failures with their reasons, skipped items and messages")
         self.details_button.toggled.connect(self._toggle_details)
         row.addWidget(self.details_button)
         row.addStretch(1)
         self.open_button = QPushButton("Open folder")
-        self.open_button.setIcon(icons.icon("folder"))
+        icons.set_icon(self.open_button, "folder")
         self.open_button.setToolTip(handle.output_dir or "")
         self.open_button.clicked.connect(self._open_folder)
         self.open_button.setVisible(bool(handle.output_dir))
         self.pause_button = QPushButton("Pause")
-        self.pause_button.setIcon(icons.icon("pause"))
+        icons.set_icon(self.pause_button, "pause")
         self.pause_button.setToolTip("Pause after the current chunk; the job keeps its place")
         self.pause_button.clicked.connect(lambda: handle.job.pause())
         self.resume_button = QPushButton("Resume")
-        self.resume_button.setIcon(icons.icon("play"))
+        icons.set_icon(self.resume_button, "play")
         self.resume_button.setToolTip("Continue where the job paused")
         self.resume_button.clicked.connect(lambda: handle.job.resume())
         self.stop_button = QPushButton("Stop")
-        self.stop_button.setIcon(icons.icon("stop"))
+        icons.set_icon(self.stop_button, "stop")
         self.stop_button.setToolTip("Stop the job; what is downloaded stays, unfinished files are removed")
         self.stop_button.clicked.connect(lambda: handle.job.stop())
         self.retry_button = QPushButton("Retry failures")
-        self.retry_button.setIcon(icons.icon("retry"))
+        icons.set_icon(self.retry_button, "retry")
         self.retry_button.setToolTip("Start the same job again: what is done is skipped, failures are tried again")
         self.retry_button.clicked.connect(self._retry)
         self.dismiss_button = QPushButton("Dismiss")
-        self.dismiss_button.setIcon(icons.icon("close"))
+        icons.set_icon(self.dismiss_button, "close")
         self.dismiss_button.setToolTip("Remove this card (the job's files and records stay)")
         self.dismiss_button.clicked.connect(self._dismiss)
         for b in (self.open_button, self.pause_button, self.resume_button, self.stop_button, self.retry_button,
@@ -370,7 +370,7 @@ class JobCard(QFrame):
         tree.resizeColumnToContents(0)
 
     def _toggle_details(self, shown: bool) -> None:
-        self.details_button.setIcon(icons.icon("chevron-down" if shown else "chevron-right"))
+        icons.set_icon(self.details_button, "chevron-down" if shown else "chevron-right")
         if shown:
             self._fill_details(self.bridge.summary)
         self.details.setVisible(shown)
@@ -401,7 +401,15 @@ class JobCard(QFrame):
 class JobList(QScrollArea):
     """The cards of one kind of job, newest first, with an empty state."""
 
-    def __init__(self, manager: JobManager, kinds: tuple[str, ...], empty_text: str, parent: QWidget | None = None):
+    def __init__(
+        self,
+        manager: JobManager,
+        kinds: tuple[str, ...],
+        empty_text: str,
+        parent: QWidget | None = None,
+        *,
+        empty_icon: str = "info",
+    ):
         super().__init__(parent)
         self.setObjectName("JobScroll")
         self.manager = manager
@@ -414,10 +422,19 @@ class JobList(QScrollArea):
         self._layout = QVBoxLayout(body)
         self._layout.setContentsMargins(0, 0, 4, 0)
         self._layout.setSpacing(10)
-        self.empty = QLabel(empty_text)
-        self.empty.setObjectName("EmptyState")
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty.setWordWrap(True)
+        self.empty = QWidget()
+        empty_col = QVBoxLayout(self.empty)
+        empty_col.setContentsMargins(0, 48, 0, 0)
+        empty_col.setSpacing(6)
+        self.empty_icon = QLabel()
+        self.empty_icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        icons.set_pixmap(self.empty_icon, empty_icon, 44, "muted")
+        self.empty_label = QLabel(empty_text)
+        self.empty_label.setObjectName("EmptyState")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        empty_col.addWidget(self.empty_icon)
+        empty_col.addWidget(self.empty_label)
         self._layout.addWidget(self.empty)
         self._layout.addStretch(1)
         self.setWidget(body)

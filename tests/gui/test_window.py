@@ -1,0 +1,213 @@
+"""The main window: pages, shortcuts, pasted and dropped links, settings, log view, error hook."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QGuiApplication, QPalette
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from civitgrab_desktop.core.config import SETTINGS
+from civitgrab_desktop.gui.panels.download import InputError, rewrite_pasted, validate_identifiers
+from tests.gui.conftest import wait_until
+
+# -- pure helpers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "text", "want_mode", "want_text"),
+    [
+        (1, "https://civitai.com/user/alice", 1, "alice"),
+        (1, "https://civitai.red/models/4201?modelVersionId=130072", 4, "130072"),
+        (4, "https://civitai.com/models/4201", 2, "4201"),
+        (1, "civitai.com/tag/sci-fi", 3, "sci-fi"),
+        (2, "https://civitai.com/search/models?tags=anime", 3, "anime"),
+        (1, "bob_art, https://civitai.com/user/alice", 1, "bob_art, alice"),
+        (1, "https://civitai.com/user/alice https://civitai.com/user/bob_art", 1, "alice, bob_art"),
+    ],
+)
+def test_rewrite_pasted_links(mode, text, want_mode, want_text):
+    got_mode, got_text, _note = rewrite_pasted(mode, text)
+    assert (got_mode, got_text) == (want_mode, want_text)
+
+
+def test_rewrite_pasted_explains_what_it_cannot_use():
+    mode, text, note = rewrite_pasted(1, "https://civitai.com/images/123")
+    assert mode == 1 and "single image" in note
+    mode, text, note = rewrite_pasted(1, "https://civitai.com/images?tags=5169")
+    assert mode == 3 and "tag's name" in note
+    mode, text, note = rewrite_pasted(1, "https://civitai.com/user/alice, https://civitai.com/models/5")
+    assert (mode, text) == (1, "alice") and "Ignored" in note
+
+
+def test_validate_identifiers():
+    assert validate_identifiers(2, " 12, 0012 ,7") == ["12", "7"]
+    with pytest.raises(InputError, match="numeric"):
+        validate_identifiers(4, "abc")
+    with pytest.raises(InputError, match="username"):
+        validate_identifiers(1, "not a name!")
+    with pytest.raises(InputError, match="at least one"):
+        validate_identifiers(3, " , ")
+
+
+# -- the window -----------------------------------------------------------------------------------
+
+
+async def test_pages_shortcuts_and_find(window):
+    window.activateWindow()
+    await asyncio.sleep(0.05)
+    titles = [window.sidebar.item(i).text() for i in range(window.sidebar.count())]
+    assert titles == ["Browse & Download", "Tag Scraper", "Converter", "Gallery", "Database"]
+    for i in range(5):
+        window.page_actions[i].trigger()
+        assert window.stack.currentIndex() == i
+    QTest.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    await asyncio.sleep(0.05)
+    assert window.current_page().key == "tags"
+    window.page_actions[0].trigger()
+    window.find_action.trigger()
+    await asyncio.sleep(0.05)
+    assert QApplication.focusWidget() is window.page("download").identifiers
+    keys = {a.text().replace("&", ""): a.shortcut().toString() for a in window.all_actions}
+    assert keys["Quit"] == "Ctrl+Q"
+    assert keys["Settings…"] == "Ctrl+,"
+    assert keys["Keyboard shortcuts"] == "F1"
+    assert keys["Find"] == "Ctrl+F"
+    dialog = window.show_shortcuts()
+    rows = dict(dialog.shortcut_texts())
+    assert rows["Converter"] == "Ctrl+3" and rows["Quit"] == "Ctrl+Q" and rows["Keyboard shortcuts"] == "F1"
+    dialog.close()
+    about = window.show_about()
+    assert "civitgrab" in about.text.text() and window.ctx.api_base in about.text.text()
+    about.close()
+
+
+async def test_paste_and_drop_links_switch_the_mode(window, tmp_path):
+    page = window.page("download")
+    page.identifiers.setText("https://civitai.red/models/4201?modelVersionId=130072")
+    assert page.mode.value() == 4 and page.identifiers.text() == "130072"
+
+    QGuiApplication.clipboard().setText("https://civitai.com/user/bob_art")
+    window.show_page("convert")
+    window.paste_link_action.trigger()
+    assert window.current_page().key == "download"
+    assert page.mode.value() == 1 and page.identifiers.text() == "bob_art"
+
+    page.identifiers.clear()
+    mime = QMimeData()
+    mime.setUrls([QUrl("https://civitai.com/models/4201")])
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    assert page.mode.value() == 2 and page.identifiers.text() == "4201"
+
+    listing = tmp_path / "links.txt"
+    listing.write_text("https://civitai.com/user/alice\nhttps://civitai.com/user/bob_art\n")
+    page.identifiers.clear()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(listing))])
+    window.dropEvent(QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                                Qt.KeyboardModifier.NoModifier))
+    assert page.mode.value() == 1 and page.identifiers.text() == "alice, bob_art"
+
+
+async def test_bad_input_is_explained_not_started(window):
+    page = window.page("download")
+    page.mode.set_value(2)
+    page.identifiers.setText("alice")
+    page.start_button.click()
+    await asyncio.sleep(0.1)
+    assert page.error.isVisibleTo(page) and "numeric" in page.error.text()
+    assert window.ctx.jobs.handles == []
+
+
+async def test_settings_dialog_is_generated_from_settings(window, data_dir, fake_civitai):
+    dialog = window.open_settings()
+    assert set(dialog.editors) == {s.name for s in SETTINGS}
+    tabs = [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())]
+    assert tabs == ["General", "Network", "Appearance", "Converter"]
+    for editor in dialog.editors.values():
+        assert editor.widget.toolTip(), editor.setting.name
+    # --api-base given: the API base is shown but not editable
+    assert not dialog.editors["api_base"].widget.isEnabled()
+
+    dialog.editors["concurrency"].put(7)
+    dialog.editors["politeness_interval"].put(0.5)
+    dialog.editors["theme"].put("dark")
+    assert dialog.apply()
+    await wait_until(lambda: (data_dir / "settings.json").exists(), 5)
+    await asyncio.sleep(0.2)
+    saved = json.loads((data_dir / "settings.json").read_text())
+    assert saved["concurrency"] == 7 and saved["politeness_interval"] == 0.5 and saved["theme"] == "dark"
+    assert window.ctx.settings.get("concurrency") == 7
+    assert QApplication.instance().palette().color(QPalette.ColorRole.Window).lightness() < 80
+    assert window.theme_actions["dark"].isChecked()
+
+    # restore defaults on the current tab (Appearance) and apply
+    dialog.tabs.setCurrentIndex(2)
+    dialog.restore_defaults()
+    assert dialog.editors["theme"].get() == "system"
+    assert dialog.editors["concurrency"].get() == 7  # another tab: untouched
+
+    # the key test talks to the API base; no keychain here: the dialog says how to use the env var
+    await wait_until(lambda: dialog._keychain_ok is not None, 10)
+    assert dialog._keychain_ok is False
+    assert "CIVITAI_API_KEY" in dialog.key_status.text()
+    dialog.key_edit.setText("secret-key-1234")
+    verdict = await dialog.run_key_test()
+    assert "accepted" in verdict, verdict
+    requests = [r for r in fake_civitai.requests("/api/v1/models")]
+    assert requests, "the key test did not reach the API base"
+    dialog.reject()
+
+
+async def test_key_test_reports_an_unreachable_base(window):
+    dialog = window.open_settings()
+    dialog.ctx.api_base_overridden = False
+    dialog.editors["api_base"].widget.setEnabled(True)
+    dialog.editors["api_base"].put("http://127.0.0.1:9")
+    dialog.key_edit.setText("k-123456")
+    verdict = await dialog.run_key_test()
+    assert verdict.startswith("✗ Could not check the key")
+    dialog.reject()
+
+
+async def test_log_view_shows_and_filters_lines(window):
+    window.toggle_log()
+    assert window.log_dock.isVisible() and window.log_action.isChecked()
+    view = window.log_view
+    logging.getLogger("civitgrab_desktop.test").warning("a warning for the log view")
+    logging.getLogger("civitgrab_desktop.test").info("an info line for the log view")
+    await wait_until(lambda: "a warning for the log view" in view.visible_text(), 5)
+    assert "an info line" in view.visible_text()
+    view.level.setCurrentIndex(2)  # warnings and above
+    assert "a warning for the log view" in view.visible_text()
+    assert "an info line" not in view.visible_text()
+    view.filter.setText("nothing matches this")
+    assert view.visible_text() == ""
+    view.filter.clear()
+    view.clear_button.click()
+    assert view.visible_text() == ""
+
+
+async def test_exception_hook_logs_and_shows_a_dialog(window, caplog):
+    from civitgrab_desktop.app import ExceptionHook
+
+    hook = ExceptionHook("log.txt")
+    hook.parent = window
+    try:
+        raise ValueError("boom for the hook")
+    except ValueError as exc:
+        with caplog.at_level(logging.ERROR):
+            hook(type(exc), exc, exc.__traceback__)
+            hook(type(exc), exc, exc.__traceback__)
+    assert hook.dialog is not None and hook.dialog.isVisible()
+    assert "boom for the hook" in hook.dialog.text()
+    assert "2 times" in hook.dialog.informativeText()
+    assert "boom for the hook" in caplog.text
+    hook.dialog.close()
