@@ -206,8 +206,116 @@ async def _resume_download(services: Services, library, job: dict) -> int:
     return EXIT_OK if dl.all_on_disk else EXIT_FAILED
 
 
-RESUMERS = {"download": _resume_download}
+RESUMERS = {"download": _resume_download, "update": _resume_download}
 
 
 def _print_json(data) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# -- saved queries and incremental update ---------------------------------------------------------
+
+
+def _query_label(q) -> str:
+    mode = {1: "username", 2: "model", 3: "tag", 4: "version"}.get(q["mode"], "?")
+    return f"{mode} {q['identifier']}"
+
+
+def cmd_queries(args, services: Services) -> int:
+    async def go() -> int:
+        library = await services.open_library()
+        try:
+            if args.action == "list":
+                queries = await library.list_queries()
+                if not queries:
+                    print("No saved queries yet: every download saves its query unless --no-save is given.")
+                for q in queries:
+                    state = "paused" if q["paused"] else "active"
+                    last = q.get("last_run_at") or "never"
+                    print(f"{q['id']:>4}  {_query_label(q):<40} {state:<7} last run {last}")
+                    if args.ids:
+                        _print_json(q["options"])
+                return EXIT_OK
+            if not args.ids:
+                raise UsageError(f"`queries {args.action}` needs one or more query ids")
+            for query_id in args.ids:
+                if await library.get_query(query_id) is None:
+                    raise UsageError(f"no saved query {query_id}")
+                if args.action == "pause":
+                    await library.update_query(query_id, paused=True)
+                elif args.action == "resume":
+                    await library.update_query(query_id, paused=False)
+                elif args.action == "remove":
+                    await library.delete_query(query_id)
+                elif args.action == "set":
+                    options = dict((await library.get_query(query_id))["options"])
+                    options.update(_parse_options(args.option))
+                    await library.update_query(query_id, options=options)
+                print(f"query {query_id}: {args.action} done")
+            return EXIT_OK
+        finally:
+            await services.close()
+
+    return run_async(go())
+
+
+def _parse_options(pairs: list[str]) -> dict:
+    from civitgrab_desktop.jobs.download import DownloadParams
+
+    fields = DownloadParams.__dataclass_fields__
+    result = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in fields or key in ("mode", "identifiers"):
+            raise UsageError(f"--option {pair!r}: expected KEY=VALUE with KEY one of the download options")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        result[key] = value
+    return result
+
+
+def cmd_update(args, services: Services) -> int:
+    from civitgrab_desktop.jobs.download import DownloadJob, DownloadParams
+
+    stop_after = args.stop_after or services.settings.get("update_stop_after")
+
+    async def go() -> int:
+        library = await services.open_library()
+        client = services.client()
+        worst = EXIT_OK
+        try:
+            queries = await library.list_queries()
+            if args.ids:
+                missing = set(args.ids) - {q["id"] for q in queries}
+                if missing:
+                    raise UsageError(f"no saved query {', '.join(map(str, sorted(missing)))}")
+                queries = [q for q in queries if q["id"] in args.ids]
+            else:
+                queries = [q for q in queries if not q["paused"]]
+            if not queries:
+                print("No saved queries to update.")
+                return EXIT_OK
+            for q in queries:
+                options = {k: v for k, v in q["options"].items() if k not in ("mode", "identifiers", "redownload")}
+                params = DownloadParams.from_dict({**options, "mode": q["mode"], "identifiers": [q["identifier"]]})
+                params.stop_after_known = stop_after
+                params.deep_scan = False
+                print(f"Checking {_query_label(q)} for new items…")
+                job_id = await library.create_job("update", {**params.to_dict(), "query_id": q["id"]})
+                job = DownloadJob(library, client, params, job_id=job_id, listener=TerminalProgress(quiet=True))
+                summary = await run_job(job)
+                new = summary["done"]
+                print(f"  {_query_label(q)}: {new} new, {summary['failed']} failed")
+                await library.mark_query_run(q["id"], {"new": new, "failed": summary["failed"], "state": summary["state"]})
+                if job.state.value == "stopped":
+                    return EXIT_INTERRUPTED
+                if not job.all_on_disk:
+                    worst = EXIT_FAILED
+            return worst
+        finally:
+            await services.close()
+
+    return run_async(go())

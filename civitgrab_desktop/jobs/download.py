@@ -90,6 +90,9 @@ class Target:
     filtered: int = 0
     cap_hit: bool = False
     passes: list[dict[str, Any]] = field(default_factory=list)
+    complete: bool = True  # every stream listed to its natural end
+    gone: int = 0
+    listed_ids: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -210,6 +213,7 @@ class DownloadJob(Job):
             "failed": t.failed,
             "filtered": t.filtered,
             "cap_hit": t.cap_hit,
+            "gone": t.gone,
             "passes": t.passes,
         }
 
@@ -239,6 +243,7 @@ class DownloadJob(Job):
                     await self._walk(stream, target)
                 if self.params.deep_scan and mode == 1 and target.cap_hit:
                     await self._deep_scan(target)
+                await self._mark_disappeared(target)
                 if target.status == "pending":
                     target.status = "ok" if target.listed else "no items"
                     if not target.listed:
@@ -249,6 +254,24 @@ class DownloadJob(Job):
             except CivitaiError as exc:
                 target.status, target.reason = "error", exc.reason
                 self.message(f"{MODE_LABELS[mode]} {identifier}: listing failed: {exc.reason}", logging.ERROR)
+
+    async def _mark_disappeared(self, target: Target) -> None:
+        """Images this query found before that a complete, unfiltered listing no longer shows
+        stay in the library and on disk, marked as gone from the service."""
+        p = self.params
+        if not target.complete or target.status != "pending" or p.nsfw != "x" or p.videos_only or p.max_images:
+            return
+        known = await self.library.image_ids(source=(target.target_type, target.target_value))
+        gone = [i for i in known if i not in target.listed_ids]
+        if gone:
+            count = await self.library.mark_gone(gone)
+            if count:
+                self.message(
+                    f"{MODE_LABELS[target.mode]} {target.identifier}: {count} images are no longer listed by the "
+                    "service; kept and marked as gone"
+                )
+        target.gone = len(gone)
+        target.listed_ids = set()  # free the memory
 
     async def _streams_for(self, target: Target) -> list[Stream] | None:
         p = self.params
@@ -306,6 +329,7 @@ class DownloadJob(Job):
         listed = new = 0
         known_run = 0
         first_page = True
+        last_page_full = ended_naturally = False
         async for page in rest.iter_image_pages(self.client, **stream.params):
             await self.checkpoint()
             for problem in page.problems:
@@ -319,11 +343,13 @@ class DownloadJob(Job):
                 target.status = "error"
                 target.reason = "the service returned another user's items (deleted or renamed user?)"
                 self.message(f"user {target.identifier}: {target.reason}; stopped", logging.WARNING)
+                target.complete = False
                 return 0
             first_page = False
             listed += page.raw_count
             if not stream.is_pass:
                 target.listed += page.raw_count
+            target.listed_ids.update(r.id for r in page.records)
             states, stems = await self._register(page.records, stream, target)
             stop_early = False
             for record in page.records:
@@ -331,32 +357,40 @@ class DownloadJob(Job):
                 if stem is None:
                     continue
                 state = states.get(record.id)
-                if state is not None and state.dl_state == "done":
+                listed_done = state is not None and state.dl_state == "done"
+                if listed_done:
                     known_run += 1
                 else:
-                    new += 1
                     known_run = 0
-                listed_done = state is not None and state.dl_state == "done"
+                    if record.id not in self._seen_ids:
+                        new += 1
                 await self._enqueue(WorkItem(record, target, stem, stream.model_id, listed_done))
                 if self.params.stop_after_known and known_run >= self.params.stop_after_known:
                     stop_early = True
                     break
             if page.stopped_reason:
                 self.message(f"{stream.label}: {page.stopped_reason}", logging.WARNING)
+                target.complete = False
             if stop_early:
                 self.message(f"{stream.label}: {self.params.stop_after_known} known items in a row; up to date")
+                target.complete = False
                 break
+            last_page_full = page.raw_count >= urls.PAGE_LIMIT
+            ended_naturally = page.next_url is None and not page.stopped_reason
         if not stream.is_pass:
             self.message(f"API returned {listed} items for {stream.label}")
-        if listed >= self.params.cap_threshold:
+        # The service ends a capped stream with a full page and no next page (~50,000 items).
+        capped = listed >= self.params.cap_threshold or (ended_naturally and last_page_full)
+        if capped:
             target.cap_hit = True
+            target.complete = False
             if not self.params.deep_scan and not stream.is_pass:
                 self.message(
-                    f"{stream.label}: the listing reached {listed} items, about the service's cap; "
+                    f"{stream.label}: the listing stopped at {listed} items, the service's cap; "
                     "use --deep_scan to find the rest",
                     logging.WARNING,
                 )
-        target.passes.append({"pass": stream.label, "listed": listed, "new": new})
+        target.passes.append({"pass": stream.label, "listed": listed, "new": new, "capped": capped})
         return listed
 
     @staticmethod
