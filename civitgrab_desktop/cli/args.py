@@ -56,6 +56,7 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="civitgrab-cli",
+        allow_abbrev=False,
         description="Download CivitAI images and videos at full resolution (classic CLI compatible), "
         "fetch community tags, convert to WebP, export the library.",
         epilog="Run without arguments in a terminal for interactive mode. Subcommands: " + ", ".join(SUBCOMMANDS),
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         _global_options(p, suppress=True)
         return p
 

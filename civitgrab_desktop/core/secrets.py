@@ -50,9 +50,12 @@ def store_api_key(key: str) -> None:
         raise ValueError("the API key is empty")
     try:
         _keyring().set_password(SERVICE, ACCOUNT, key)
+        # Some backends (the null one, a locked store) accept the write and keep nothing.
+        if _keyring().get_password(SERVICE, ACCOUNT) != key:
+            raise RuntimeError("the keychain did not keep the key")
     except Exception as exc:
         raise KeychainUnavailable(
-            f"the OS keychain is not available ({type(exc).__name__}); "
+            f"the OS keychain is not available ({exc or type(exc).__name__}); "
             f"set the {ENV_API_KEY} environment variable instead"
         ) from exc
     register_secret(key)
