@@ -103,7 +103,13 @@ class JobBridge(QObject):
 
     @property
     def is_finished(self) -> bool:
+        """The job reached a final state (it may still be saving its summary)."""
         return JobState(self.state).finished
+
+    @property
+    def ended(self) -> bool:
+        """The job is over and its summary is known (FinishedEvent received)."""
+        return self.summary is not None
 
 
 @dataclass
@@ -128,6 +134,9 @@ class JobHandle:
 
     @property
     def running(self) -> bool:
+        """Until the job's task has ended (including its final bookkeeping)."""
+        if self.task is not None:
+            return not self.task.done()
         return not self.bridge.is_finished
 
 
@@ -163,6 +172,7 @@ class JobManager(QObject):
         self.handles.append(handle)
         handle.task = asyncio.ensure_future(self._run(handle))
         handle.task.set_name(f"job-{job.job_id}")
+        handle.task.add_done_callback(lambda _task, h=handle: self._task_done(h))
         self.jobAdded.emit(handle)
         self._emit_aggregate()
         return handle
@@ -180,8 +190,10 @@ class JobManager(QObject):
                     await handle.cleanup()
                 except Exception:
                     LOG.exception("cleanup of job %s failed", handle.job_id)
-            self._emit_aggregate()
-            self.jobFinished.emit(handle)
+
+    def _task_done(self, handle: JobHandle) -> None:
+        self._emit_aggregate()
+        self.jobFinished.emit(handle)
 
     # -- queries ---------------------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ async def test_download_pause_resume_stop_and_retry(window, fake_civitai, out_di
 
     # stop: the job ends as stopped, keeps what it downloaded, leaves no partial file
     card.stop_button.click()
-    await wait_until(lambda: handle.bridge.is_finished, 60, what="the stop")
+    await wait_until(lambda: handle.bridge.ended, 60, what="the stop")
     assert handle.bridge.state == "stopped"
     assert card.chip.text() == "Stopped"
     assert card.summary.isVisibleTo(card) and "Downloaded" in card.summary.text()
@@ -94,7 +94,7 @@ async def test_download_pause_resume_stop_and_retry(window, fake_civitai, out_di
     before = len(window.ctx.jobs.handles)
     card.retry_button.click()
     again = await new_handle(window, before)
-    await wait_until(lambda: again.bridge.is_finished, 120, what="the second run")
+    await wait_until(lambda: again.bridge.ended, 120, what="the second run")
     assert again.bridge.state == "done", again.bridge.summary
     summary = again.bridge.summary
     assert summary["done"] == listed - stopped_with

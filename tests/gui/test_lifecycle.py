@@ -27,7 +27,7 @@ async def test_quit_with_a_running_job_then_resume_it(qapp, data_dir, fake_civit
 
     # Quit: the job is stopped, saved as interrupted, the library is closed, nothing half-written
     await close_window(first)
-    assert handle.bridge.is_finished
+    assert handle.bridge.ended
     assert first.ctx.services.library is None  # closed
     assert part_files(out_dir) == []
     first.deleteLater()
@@ -44,7 +44,7 @@ async def test_quit_with_a_running_job_then_resume_it(qapp, data_dir, fake_civit
         page.resume_all_button.click()
         resumed = await new_handle(second, 0)
         assert resumed.job_id == handle.job_id
-        await wait_until(lambda: resumed.bridge.is_finished, 120)
+        await wait_until(lambda: resumed.bridge.ended, 120)
         assert resumed.bridge.state == "done", resumed.bridge.summary
         library = await second.ctx.library()
         rows = await library.reader().list_images(username="alice", dl_state="done")
@@ -66,7 +66,7 @@ async def test_rate_limit_shows_a_countdown_not_an_error(window, fake_civitai, o
     assert "rate limited" in card.status.text()
     first = card.chip.text()
     await wait_until(lambda: card.chip.text() != first, 5, what="the countdown to tick")
-    await wait_until(lambda: handle.bridge.is_finished, 60)
+    await wait_until(lambda: handle.bridge.ended, 60)
     assert handle.bridge.state == "done"
     assert handle.bridge.summary["failed"] == 0
     assert card.chip.text() == "Done"
@@ -132,7 +132,7 @@ async def test_two_windows_on_one_library_download_nothing_twice(qapp, data_dir,
         _pb, before_b = start_download(b, "alice", out_b, workers=3)
         ha = await new_handle(a, before_a)
         hb = await new_handle(b, before_b)
-        await wait_until(lambda: ha.bridge.is_finished and hb.bridge.is_finished, 120)
+        await wait_until(lambda: ha.bridge.ended and hb.bridge.ended, 120)
         assert ha.bridge.state == hb.bridge.state == "done", (ha.bridge.summary, hb.bridge.summary)
         assert ha.bridge.summary["failed"] == hb.bridge.summary["failed"] == 0
         assert ha.bridge.summary["done"] + hb.bridge.summary["done"] == ha.bridge.last_progress.total
@@ -165,7 +165,7 @@ async def test_the_app_and_the_cli_share_one_library(qapp, data_dir, fake_civita
             cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         handle = await new_handle(w, before)
-        await wait_until(lambda: proc.poll() is not None and handle.bridge.is_finished, 120)
+        await wait_until(lambda: proc.poll() is not None and handle.bridge.ended, 120)
         output = proc.stdout.read()
         assert proc.returncode == 0, output
         assert handle.bridge.state == "done", handle.bridge.summary
