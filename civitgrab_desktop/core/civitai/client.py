@@ -288,7 +288,7 @@ class CivitaiClient:
                 resp = await self.session.get(
                     current, headers=self._headers(current, headers), allow_redirects=False, timeout=timeout
                 )
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise TransportError(_describe_transport(exc), url=current) from exc
             try:
                 if resp.status in REDIRECT_STATUSES and resp.headers.get("Location"):
@@ -309,7 +309,7 @@ class CivitaiClient:
     async def _raise_for_status(self, resp: aiohttp.ClientResponse, url: str, throttle: HostThrottle) -> None:
         try:
             body = await resp.content.read(64 * 1024)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             body = b""
         message = _error_message(body) or resp.reason or ""
         status = resp.status
@@ -368,7 +368,7 @@ class CivitaiClient:
             async with self.open(url, headers=headers) as resp:
                 try:
                     raw = await resp.read()
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     raise TransportError(_describe_transport(exc), url=redact_url(url)) from exc
             try:
                 return json.loads(raw)
