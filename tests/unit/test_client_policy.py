@@ -58,7 +58,7 @@ async def test_retry_after_as_http_date(fake_civitai):
 
 
 async def test_listing_pages_are_retried_harder_than_files(fake_civitai):
-    fake_civitai.add_fault(FaultRule("503", where="api", count=5, retry_after=0))
+    fake_civitai.add_fault(FaultRule("502", where="api", count=5))
     async with make_client(fake_civitai.base_url, retries=1, listing_retries=6) as client:
         pages = [p async for p in rest.iter_image_pages(client, username="grace", nsfw="X")]
     assert pages[0].records
