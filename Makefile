@@ -34,14 +34,14 @@ run: $(STAMP)
 	$(VENV)/bin/civitgrab
 
 test: system-deps $(STAMP)
-	$(VENV)/bin/ruff check civitgrab_desktop tests packaging
+	$(VENV)/bin/ruff check .
 	mkdir -p -m 0700 /tmp/runtime-$$(id -u)
 	XDG_RUNTIME_DIR=/tmp/runtime-$$(id -u) QT_QPA_PLATFORM=offscreen \
 	PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring \
 	timeout -k 10 $(TEST_TIMEOUT) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check civitgrab_desktop tests packaging
+	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
 	$(PY) -m tests.benchmarks.download --json
