@@ -330,10 +330,16 @@ class SettingsDialog(QDialog):
         line.addWidget(self.show_key)
         line.addWidget(self.test_key)
         line.addWidget(self.remove_key)
-        form.addRow("API key", row)
+        box = QWidget()
+        col = QVBoxLayout(box)
+        col.setContentsMargins(0, 0, 0, 6)
+        col.setSpacing(4)
+        col.addWidget(row)
         self.key_status = hint("")
         self.key_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        form.addRow("", self.key_status)
+        col.addWidget(self.key_status)
+        form.addRow("API key", box)
+        form.labelForField(box).setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
         self._update_key_status()
 
     def _update_key_status(self, extra: str = "") -> None:

@@ -158,7 +158,7 @@ QFrame#Card, QFrame#JobCard {{
     border: 1px solid {c.border};
     border-radius: 10px;
 }}
-QFrame#JobCard QLabel {{ background: transparent; }}
+QDialogButtonBox {{ dialogbuttonbox-buttons-have-icons: 0; }}
 QLabel#JobTitle {{ font-weight: 600; font-size: 13px; }}
 QLabel#Chip {{
     border-radius: 9px;

@@ -194,15 +194,19 @@ class ConvertPage(WorkPage):
         self.filters_box.set_expanded(True)
         return self.username
 
-    def describe_stats(self, stats: dict[str, Any]) -> str:
-        downloaded = (stats.get("dl_state") or {}).get("done", 0)
-        cv = stats.get("cv_state") or {}
-        text = (
-            f"{downloaded:,} downloaded · {cv.get('done', 0):,} converted · "
-            f"{cv.get('never', 0):,} not converted · {cv.get('failed', 0):,} failed"
-        )
+    async def describe_library(self, reader) -> str:
+        images = await reader.count_images(dl_state="done", type="image")
+        videos = await reader.count_images(dl_state="done", type="video")
+        converted = await reader.count_images(cv_state="done")
+        waiting = await reader.count_images(dl_state="done", type="image", cv_state="never")
+        failed = await reader.count_images(dl_state="done", cv_state="failed")
+        text = f"{images:,} images and {videos:,} videos on disk · {converted:,} converted · {waiting:,} to convert"
+        if failed:
+            text += f" · {failed:,} failed"
+        stats = await reader.stats()
         if stats.get("converted_src_bytes"):
-            text += f"\nSaved {human_bytes(stats['converted_src_bytes'] - stats.get('webp_bytes', 0))} so far"
+            saved = stats["converted_src_bytes"] - stats.get("webp_bytes", 0)
+            text += f"\nWebP saved {human_bytes(saved)} so far"
         return text
 
     def available(self) -> tuple[bool, str]:

@@ -208,7 +208,7 @@ class DownloadPage(Page):
         self.workers = QSpinBox()
         self.workers.setRange(1, 20)
         self.workers.setValue(int(s.get("concurrency")))
-        self.workers.setToolTip("Files downloaded at the same time by this job (1-20)")
+        self.workers.setToolTip("Files this job transfers at the same time (1-20)")
         form.addRow("Workers", self.workers)
 
         self.output = FolderPicker("Download folder")
@@ -426,7 +426,9 @@ class DownloadPage(Page):
         else:  # resuming: this process owns the job now (so a crash marks it interrupted again)
             await library.update_job(job_id, owner=new_owner())
         client = ctx.new_client(concurrency=workers)
-        job = DownloadJob(library, client, params, job_id=job_id, workers=workers)
+        # `workers` is the job's transfer slots (like --semaphore_limit); the job sizes its own
+        # worker pool from them.
+        job = DownloadJob(library, client, params, job_id=job_id)
 
         async def cleanup() -> None:
             await client.close()
@@ -445,7 +447,8 @@ class DownloadPage(Page):
 
     async def _retry(self, handle: JobHandle) -> JobHandle | None:
         params = handle.params
-        workers = getattr(handle.job, "workers", self.workers.value())
+        client = getattr(handle.job, "client", None)
+        workers = client.options.concurrency if client is not None else self.workers.value()
         return await self.start_download(DownloadParams.from_dict(params.to_dict()), workers)
 
     # -- resuming jobs from an earlier session -----------------------------------------------------

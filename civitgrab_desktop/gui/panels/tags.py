@@ -89,13 +89,15 @@ class TagsPage(WorkPage):
     def search_widget(self) -> QWidget:
         return self.method
 
-    def describe_stats(self, stats: dict[str, Any]) -> str:
-        downloaded = (stats.get("dl_state") or {}).get("done", 0)
-        tags = stats.get("tag_state") or {}
-        return (
-            f"{downloaded:,} downloaded · {tags.get('done', 0):,} tagged · "
-            f"{tags.get('never', 0):,} without tags · {tags.get('failed', 0):,} failed"
-        )
+    async def describe_library(self, reader) -> str:
+        downloaded = await reader.count_images(dl_state="done")
+        tagged = await reader.count_images(dl_state="done", tag_state="done")
+        never = await reader.count_images(dl_state="done", tag_state="never")
+        failed = await reader.count_images(dl_state="done", tag_state="failed")
+        text = f"{downloaded:,} files on disk · {tagged:,} tagged · {never:,} without tags"
+        if failed:
+            text += f" · {failed:,} failed (tried again)"
+        return text
 
     def available(self) -> tuple[bool, str]:
         if not module_available("civitgrab_desktop.jobs.tags"):

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.panels.base import Page
@@ -167,13 +168,15 @@ class WorkPage(Page):
     async def refresh_library_line(self) -> None:
         try:
             library = await self.ctx.library()
-            stats = await library.reader().stats()
+            text = await self.describe_library(library.reader())
         except Exception as exc:  # the summary is a nicety; never an error dialog
-            LOG.debug("library stats unavailable: %s", exc)
+            LOG.debug("library counts unavailable: %s", exc)
             return
-        self.library_line.setText(self.describe_stats(stats))
+        if isValid(self.library_line):
+            self.library_line.setText(text)
 
-    def describe_stats(self, stats: dict[str, Any]) -> str:
+    async def describe_library(self, reader) -> str:
+        """A line or two about the library, from read-only queries (off the loop)."""
         return ""
 
     def save_state(self) -> dict[str, Any]:

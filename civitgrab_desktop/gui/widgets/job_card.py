@@ -79,6 +79,12 @@ def summary_line(kind: str, summary: dict[str, Any]) -> str:
     return line
 
 
+def summary_problems(summary: dict[str, Any]) -> int:
+    """Failed items plus queries that were not found or could not be listed."""
+    targets = [t for t in summary.get("targets") or [] if t.get("status") in ("not found", "error")]
+    return int(summary.get("failed") or 0) + len(targets)
+
+
 class JobCard(QFrame):
     dismissed = Signal(object)  # JobHandle
 
@@ -187,8 +193,8 @@ class JobCard(QFrame):
         self.details.setHeaderHidden(True)
         self.details.setColumnCount(2)
         self.details.setRootIsDecorated(True)
-        self.details.setMinimumHeight(120)
-        self.details.setMaximumHeight(220)
+        self.details.itemExpanded.connect(self._fit_details)
+        self.details.itemCollapsed.connect(self._fit_details)
         self.details.hide()
         outer.addWidget(self.details)
 
@@ -274,6 +280,8 @@ class JobCard(QFrame):
             if p.eta_s is not None and p.total:
                 rate.append(f"ETA {human_duration(p.eta_s)}")
             self.rate.setText(" · ".join(rate))
+        if self.bridge.waiting_for() > 0:
+            self.rate.setText("")  # an ETA would be wrong while the service makes us wait
         if p.current and self.bridge.state == "running" and self.bridge.waiting_for() <= 0:
             self.status.setText(f"Working on {p.current}")
             self.status.show()
@@ -306,10 +314,13 @@ class JobCard(QFrame):
 
     def _on_finished(self, state: str, summary: dict) -> None:
         self._on_state(state)
+        problems = summary_problems(summary)
+        if state == "done" and problems:
+            self._set_chip(f"Done · {problems} problem{'s' if problems != 1 else ''}", "warning")
         p = self.bridge.last_progress
         if p is None or not p.total:
             self.bar.setRange(0, 1)
-            self.bar.setValue(1 if state == "done" else 0)
+            self.bar.setValue(1 if state == "done" and not problems else 0)
         self.rate.setText("")
         self.summary.setText(summary_line(self.handle.kind, summary))
         self.summary.setObjectName("Error" if state == "failed" else "")
@@ -368,6 +379,16 @@ class JobCard(QFrame):
         if tree.topLevelItemCount() == 0:
             tree.addTopLevelItem(QTreeWidgetItem(["Nothing to report yet.", ""]))
         tree.resizeColumnToContents(0)
+        self._fit_details()
+
+    def _fit_details(self) -> None:
+        tree = self.details
+        rows = 0
+        for i in range(tree.topLevelItemCount()):
+            top = tree.topLevelItem(i)
+            rows += 1 + (top.childCount() if top.isExpanded() else 0)
+        row_height = max(18, tree.sizeHintForRow(0) if tree.topLevelItemCount() else 18)
+        tree.setFixedHeight(min(220, max(48, rows * row_height + 8)))
 
     def _toggle_details(self, shown: bool) -> None:
         icons.set_icon(self.details_button, "chevron-down" if shown else "chevron-right")
