@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
+    QMessageBox,
     QRadioButton,
     QSlider,
     QSpinBox,
@@ -22,16 +23,16 @@ from PySide6.QtWidgets import (
 )
 
 from civitgrab_desktop.core.library.owners import new_owner
-from civitgrab_desktop.gui.panels.work import UNAVAILABLE, WorkPage, module_available
+from civitgrab_desktop.gui.panels.work import WorkPage
 from civitgrab_desktop.gui.util import human_bytes
 from civitgrab_desktop.gui.widgets.common import Collapsible, FolderPicker, hint, section_title
 
 LOG = logging.getLogger(__name__)
 
 VIDEO_CHOICES = [
-    (None, "Leave videos where they are"),
     ("copy", "Copy videos into the folder"),
     ("move", "Move videos into the folder"),
+    (None, "Leave videos where they are"),
 ]
 NSFW_CLASSES = [(None, "SFW and NSFW"), ("sfw", "SFW only"), ("nsfw", "NSFW only")]
 
@@ -51,6 +52,8 @@ class ConvertPage(WorkPage):
     subtitle = "Convert downloaded JPG/PNG to WebP with the full metadata and tags embedded, verified by perceptual hash."
     icon_name = "convert"
     job_kind = "convert"
+    job_module = "civitgrab_desktop.jobs.convert"
+    feature = "WebP conversion"
     start_label = "Convert"
     start_icon = "convert"
     empty_text = "No conversions yet — choose where the WebP files go and press Convert."
@@ -194,6 +197,31 @@ class ConvertPage(WorkPage):
         self.filters_box.set_expanded(True)
         return self.username
 
+    def start(self) -> None:
+        """In place removes originals (after verification): ask once before such a job."""
+        if not self.in_place.isChecked():
+            super().start()
+            return
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Convert in place?")
+        box.setText("Each original JPG/PNG is replaced by its WebP.")
+        box.setInformativeText(
+            "An original is removed only after its WebP was written, re-read and matched by perceptual hash. "
+            "Choose “Organized copy” to keep the originals."
+        )
+        go = box.addButton("Convert in place", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+        def answered(_result: int) -> None:
+            if box.clickedButton() is go:
+                WorkPage.start(self)
+
+        box.finished.connect(answered)
+        self.confirm_box = box
+        box.open()
+
     async def describe_library(self, reader) -> str:
         images = await reader.count_images(dl_state="done", type="image")
         videos = await reader.count_images(dl_state="done", type="video")
@@ -209,17 +237,16 @@ class ConvertPage(WorkPage):
             text += f"\nWebP saved {human_bytes(saved)} so far"
         return text
 
-    def available(self) -> tuple[bool, str]:
-        if not module_available("civitgrab_desktop.jobs.convert"):
-            return False, f"WebP conversion is {UNAVAILABLE}"
-        return True, ""
-
     def validate(self) -> None:
+        from civitgrab_desktop.gui.job_factories import convert_params
+
         if self.to_folder.isChecked() and not self.dest.path():
             raise ValueError("Choose the folder for the converted files, or convert in place.")
-        source = self.source.text().strip()
-        if source and ":" not in source:
-            raise ValueError("“Found by” must look like username:alice, model:123, tag:anime or modelVersion:456.")
+        try:
+            convert_params(self.options_dict())
+        except ValueError as exc:
+            text = str(exc)
+            raise ValueError(text[:1].upper() + text[1:] + ".") from None
 
     def options_dict(self) -> dict[str, Any]:
         source = self.source.text().strip()
@@ -242,12 +269,13 @@ class ConvertPage(WorkPage):
         }
 
     async def start_job(self, options: dict[str, Any] | None = None) -> None:
-        from civitgrab_desktop.gui.job_factories import build_convert_job
+        from civitgrab_desktop.gui.job_factories import build_convert_job, convert_params
 
         options = dict(options or self.options_dict())
+        params = convert_params(options)
         library = await self.ctx.library()
-        job_id = await library.create_job("convert", options, owner=new_owner(), state="queued")
-        job = build_convert_job(library, options, job_id=job_id, settings=self.ctx.settings)
+        job_id = await library.create_job("convert", params.to_dict(), owner=new_owner(), state="queued")
+        job = build_convert_job(library, options, job_id=job_id)
 
         async def retry(handle) -> None:
             await self.start_job(handle.params)

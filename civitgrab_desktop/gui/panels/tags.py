@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QSpinBox, QWidget
 
 from civitgrab_desktop.core.library.owners import new_owner
-from civitgrab_desktop.gui.panels.work import UNAVAILABLE, WorkPage, module_available
+from civitgrab_desktop.gui.panels.work import WorkPage
 from civitgrab_desktop.gui.widgets.common import hint, section_title
 
 LOG = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ class TagsPage(WorkPage):
     subtitle = "Fetch the community tags (with their vote scores) of the images in your library."
     icon_name = "tag"
     job_kind = "tags"
+    job_module = "civitgrab_desktop.jobs.tags"
+    feature = "Tag fetching"
     start_label = "Fetch tags"
     start_icon = "tag"
     empty_text = "No tag jobs yet — download some images, then press Fetch tags."
@@ -99,11 +101,6 @@ class TagsPage(WorkPage):
             text += f" · {failed:,} failed (tried again)"
         return text
 
-    def available(self) -> tuple[bool, str]:
-        if not module_available("civitgrab_desktop.jobs.tags"):
-            return False, f"Tag fetching is {UNAVAILABLE}"
-        return True, ""
-
     def options_dict(self) -> dict[str, Any]:
         return {
             "method": self.method.currentData(),
@@ -115,13 +112,14 @@ class TagsPage(WorkPage):
         }
 
     async def start_job(self, options: dict[str, Any] | None = None) -> None:
-        from civitgrab_desktop.gui.job_factories import build_tags_job
+        from civitgrab_desktop.gui.job_factories import build_tags_job, tags_params
 
         options = dict(options or self.options_dict())
         library = await self.ctx.library()
-        job_id = await library.create_job("tags", options, owner=new_owner(), state="queued")
+        params = tags_params(options).to_dict()
+        job_id = await library.create_job("tags", params, owner=new_owner(), state="queued")
         client = self.ctx.new_client(concurrency=options["workers"])
-        job = build_tags_job(library, client, options, job_id=job_id, settings=self.ctx.settings)
+        job = build_tags_job(library, client, options, job_id=job_id)
 
         async def cleanup() -> None:
             await client.close()

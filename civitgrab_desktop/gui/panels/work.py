@@ -42,6 +42,8 @@ class WorkPage(Page):
     """Subclasses fill `self.options` (a Card) and implement `start_job()` and `available()`."""
 
     job_kind = "job"
+    job_module = ""  # e.g. civitgrab_desktop.jobs.tags: without it the page cannot start jobs
+    feature = "This feature"
     start_label = "Start"
     start_icon = "play"
     empty_text = "No jobs yet."
@@ -122,7 +124,9 @@ class WorkPage(Page):
     # -- to implement ------------------------------------------------------------------------------
 
     def available(self) -> tuple[bool, str]:
-        return False, UNAVAILABLE
+        if not self.job_module or not module_available(self.job_module):
+            return False, f"{self.feature} is {UNAVAILABLE}"
+        return True, ""
 
     async def start_job(self) -> None:
         raise NotImplementedError

@@ -62,8 +62,16 @@ def summary_line(kind: str, summary: dict[str, Any]) -> str:
     failed = summary.get("failed", 0)
     if failed:
         parts.append(f"failed {failed:,}")
-    if summary.get("bytes"):
+    if kind == "convert" and summary.get("src_bytes"):
+        parts.append(f"{human_bytes(summary['src_bytes'])} → {human_bytes(summary.get('webp_bytes') or 0)} as WebP")
+    elif summary.get("bytes"):
         parts.append(human_bytes(summary["bytes"]))
+    if kind == "convert" and summary.get("videos"):
+        parts.append(f"{summary['videos']:,} videos placed")
+    if kind == "tags" and summary.get("methods"):
+        via = ", ".join(f"{n:,} via {'the API' if m == 'api' else m}" for m, n in summary["methods"].items() if n)
+        if via:
+            parts.append(via)
     if summary.get("elapsed_s") is not None:
         parts.append(f"in {human_duration(summary['elapsed_s'])}")
     line = " · ".join(parts)
@@ -74,6 +82,10 @@ def summary_line(kind: str, summary: dict[str, Any]) -> str:
     ]
     if problems:
         line += "\n" + "; ".join(problems)
+    if summary.get("fallback_reason"):
+        line += f"\nSwitched to the browser: {summary['fallback_reason']}"
+    if summary.get("stopped_early"):
+        line += f"\nStopped early: {summary['stopped_early']}"
     if summary.get("error"):
         line += f"\nError: {summary['error']}"
     return line
