@@ -126,7 +126,7 @@ class JobHandle:
     # Builds and starts a new job for "Retry failures" (None: not offered).
     retry: Callable[[JobHandle], Awaitable[JobHandle | None]] | None = None
     cleanup: Callable[[], Awaitable[None]] | None = None
-    started_at: float = field(default_factory=time.monotonic)
+    started_at: float = field(default_factory=time.time)  # wall clock, for display
 
     @property
     def job_id(self) -> str:

@@ -128,7 +128,32 @@ async def tour(app, args) -> None:
     page.identifiers.setFocus()
     await grab(window, out / f"download-{suffix}.png")
 
-    for key in ("tags", "convert", "gallery", "database"):
+    # Tags and conversion, run from their pages.
+    window.show_page("tags")
+    tags = window.page("tags")
+    tags.method.setCurrentIndex(tags.method.findData("api"))
+    if tags.start_button.isEnabled():
+        before = len(ctx.jobs.handles)
+        tags.start()
+        while len(ctx.jobs.handles) == before:
+            await asyncio.sleep(0.05)
+        while not ctx.jobs.handles[-1].bridge.ended:
+            await asyncio.sleep(0.1)
+    await grab(window, out / f"tags-{suffix}.png")
+
+    window.show_page("convert")
+    convert = window.page("convert")
+    convert.dest.set_path(str(Path(args.output_dir) / "CivitAI_Browse"))
+    if convert.start_button.isEnabled():
+        before = len(ctx.jobs.handles)
+        convert.start()
+        while len(ctx.jobs.handles) == before:
+            await asyncio.sleep(0.05)
+        while not ctx.jobs.handles[-1].bridge.ended:
+            await asyncio.sleep(0.1)
+    await grab(window, out / f"convert-{suffix}.png")
+
+    for key in ("gallery", "database"):
         window.show_page(key)
         await grab(window, out / f"{key}-{suffix}.png")
 
@@ -140,7 +165,8 @@ async def tour(app, args) -> None:
 
     dialog = window.open_settings()
     dialog.tabs.setCurrentIndex(1)
-    dialog.resize(680, 500)
+    dialog.adjustSize()
+    dialog.resize(max(680, dialog.width()), dialog.sizeHint().height())
     dialog.move(-2000, -2000)  # keep it off the screen grab; it is composited like a modal sheet
     await asyncio.sleep(0.6)
     await composite_dialog(window, dialog, out / f"settings-{suffix}.png")

@@ -108,3 +108,9 @@ async def test_download_pause_resume_stop_and_retry(window, fake_civitai, out_di
     assert again_card.chip.text() == "Done"
     assert not again_card.retry_button.isVisibleTo(again_card)
     assert window.jobs_indicator.label.text() == "No jobs running"
+
+    # both cards are finished: "Clear finished" removes them and the empty state returns
+    assert page.clear_button.isEnabled()
+    page.clear_button.click()
+    assert page.job_list.cards == {} and not page.job_list.empty.isHidden()
+    assert window.ctx.jobs.handles == [] and not page.clear_button.isEnabled()

@@ -211,3 +211,61 @@ async def test_exception_hook_logs_and_shows_a_dialog(window, caplog):
     assert "2 times" in hook.dialog.informativeText()
     assert "boom for the hook" in caplog.text
     hook.dialog.close()
+
+
+async def test_window_state_persists(qapp, data_dir, fake_civitai):
+    from tests.gui.conftest import close_window, make_window
+
+    first = make_window(data_dir, fake_civitai.base_url)
+    first.show()
+    await first.started()
+    first.resize(1100, 700)
+    first.show_page("convert")
+    first.page("download").splitter.setSizes([520, 500])
+    sizes = first.page("download").splitter.sizes()
+    first.page("download").output.set_path("/tmp/somewhere-else")
+    await close_window(first)
+    first.deleteLater()
+    saved = json.loads((data_dir / "settings.json").read_text())
+    assert saved["window/geometry"] and saved["window/page"] == 2
+
+    second = make_window(data_dir, fake_civitai.base_url)
+    try:
+        assert second.current_page().key == "convert"
+        assert second.page("download").output.path() == "/tmp/somewhere-else"
+        assert second.size().width() == 1100 or second.size().width() == 1280  # make_window resizes
+        second.show()
+        second.show_page("download")
+        await asyncio.sleep(0.1)
+        assert abs(second.page("download").splitter.sizes()[0] - sizes[0]) <= 40
+    finally:
+        await close_window(second)
+        second.deleteLater()
+
+
+async def test_theme_follows_the_system(window, monkeypatch):
+    from civitgrab_desktop.gui import theme as theme_mod
+
+    app = QApplication.instance()
+    manager = window.theme_manager
+    hints = app.styleHints()
+    system = {"dark": False}
+    monkeypatch.setattr(theme_mod, "system_is_dark", lambda: system["dark"])
+    try:
+        manager.apply("system")
+        assert not manager.colors.dark
+        system["dark"] = True  # the desktop switches to dark (offscreen Qt cannot, so we emit it)
+        hints.colorSchemeChanged.emit(Qt.ColorScheme.Dark)
+        await wait_until(lambda: manager.colors.dark, 5, what="the dark palette")
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() < 80
+        system["dark"] = False
+        hints.colorSchemeChanged.emit(Qt.ColorScheme.Light)
+        await wait_until(lambda: not manager.colors.dark, 5, what="the light palette")
+        # an explicit choice wins over the system
+        window.theme_actions["dark"].trigger()
+        assert manager.colors.dark and window.ctx.settings.get("theme") == "dark"
+        hints.colorSchemeChanged.emit(Qt.ColorScheme.Light)
+        await asyncio.sleep(0.1)
+        assert manager.colors.dark
+    finally:
+        manager.apply("light")

@@ -284,6 +284,11 @@ class DownloadPage(Page):
         self.jobs_count = QLabel("")
         self.jobs_count.setObjectName("Muted")
         head.addWidget(self.jobs_count)
+        self.clear_button = QPushButton("Clear finished")
+        self.clear_button.setFlat(True)
+        self.clear_button.setToolTip("Remove the cards of finished jobs (their files and records stay)")
+        self.clear_button.setEnabled(False)
+        head.addWidget(self.clear_button)
         jobs_layout.addLayout(head)
         self.resume_banner = self._make_resume_banner()
         jobs_layout.addWidget(self.resume_banner)
@@ -291,6 +296,8 @@ class DownloadPage(Page):
             ctx.jobs, ("download",), "No jobs yet — enter a username and press Start.", empty_icon="download"
         )
         jobs_layout.addWidget(self.job_list, 1)
+        self.clear_button.clicked.connect(self._clear_finished)
+        self.job_list.changed.connect(self._update_count)
         self.splitter.addWidget(jobs_panel)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
@@ -356,6 +363,10 @@ class DownloadPage(Page):
     def _update_count(self, *_args) -> None:
         active = len(self.ctx.jobs.active("download"))
         self.jobs_count.setText(f"{plural(active, 'job')} running" if active else "")
+        self.clear_button.setEnabled(self.job_list.finished_count() > 0)
+
+    def _clear_finished(self) -> None:
+        self.job_list.clear_finished()
 
     # -- building params ---------------------------------------------------------------------------
 

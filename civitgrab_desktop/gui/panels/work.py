@@ -91,9 +91,16 @@ class WorkPage(Page):
         self.jobs_count = QLabel("")
         self.jobs_count.setObjectName("Muted")
         head.addWidget(self.jobs_count)
+        self.clear_button = QPushButton("Clear finished")
+        self.clear_button.setFlat(True)
+        self.clear_button.setToolTip("Remove the cards of finished jobs (their files and records stay)")
+        self.clear_button.setEnabled(False)
+        head.addWidget(self.clear_button)
         jobs_layout.addLayout(head)
         self.job_list = JobList(ctx.jobs, (self.job_kind,), self.empty_text, empty_icon=self.start_icon)
         jobs_layout.addWidget(self.job_list, 1)
+        self.clear_button.clicked.connect(self._clear_finished)
+        self.job_list.changed.connect(self._jobs_changed)
         self.splitter.addWidget(jobs_panel)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([440, 640])
@@ -163,8 +170,12 @@ class WorkPage(Page):
     def _jobs_changed(self, *_args) -> None:
         active = len(self.ctx.jobs.active(self.job_kind))
         self.jobs_count.setText(f"{plural(active, 'job')} running" if active else "")
+        self.clear_button.setEnabled(self.job_list.finished_count() > 0)
         if self.isVisible():
             spawn(self.refresh_library_line(), name=f"{self.job_kind}-stats")
+
+    def _clear_finished(self) -> None:
+        self.job_list.clear_finished()
 
     def activated(self) -> None:
         spawn(self.refresh_library_line(), name=f"{self.job_kind}-stats")

@@ -230,7 +230,7 @@ class JobCard(QFrame):
     # -- text --------------------------------------------------------------------------------------
 
     def _where_text(self) -> str:
-        started = time.strftime("%H:%M", time.localtime(time.time() - (time.monotonic() - self.handle.started_at)))
+        started = time.strftime("%H:%M", time.localtime(self.handle.started_at))
         text = f"{KIND_LABEL.get(self.handle.kind, self.handle.kind)} · started {started}"
         if self.handle.output_dir:
             text += f" · {self.handle.output_dir}"
@@ -434,6 +434,8 @@ class JobCard(QFrame):
 class JobList(QScrollArea):
     """The cards of one kind of job, newest first, with an empty state."""
 
+    changed = Signal()  # a card was added or dismissed
+
     def __init__(
         self,
         manager: JobManager,
@@ -485,6 +487,7 @@ class JobList(QScrollArea):
         self._layout.insertWidget(1, card)  # after the (hidden) empty label: newest on top
         self.empty.hide()
         self.ensureWidgetVisible(card)
+        self.changed.emit()
 
     def _on_dismissed(self, handle: JobHandle) -> None:
         card = self.cards.pop(handle.job_id, None)
@@ -493,6 +496,17 @@ class JobList(QScrollArea):
             card.deleteLater()
         self.manager.forget(handle)
         self.empty.setVisible(not self.cards)
+        self.changed.emit()
 
     def card_for(self, handle: JobHandle) -> JobCard | None:
         return self.cards.get(handle.job_id)
+
+    def clear_finished(self) -> int:
+        """Dismiss every card whose job has ended; returns how many."""
+        done = [card.handle for card in self.cards.values() if not card.handle.running]
+        for handle in done:
+            self._on_dismissed(handle)
+        return len(done)
+
+    def finished_count(self) -> int:
+        return sum(1 for card in self.cards.values() if not card.handle.running)
