@@ -361,8 +361,16 @@ class CivitaiClient:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    async def get_json(self, url: str, *, kind: str = "listing", headers: dict[str, str] | None = None) -> Any:
-        """GET a JSON document with retries. A non-JSON 200 (an HTML error page) is retried."""
+    async def get_json(
+        self,
+        url: str,
+        *,
+        kind: str = "listing",
+        headers: dict[str, str] | None = None,
+        validate: Callable[[Any], str | None] | None = None,
+    ) -> Any:
+        """GET a JSON document with retries. A non-JSON 200 (an HTML error page) is retried, and so
+        is JSON that `validate` rejects (it returns what is wrong, or None when the shape is right)."""
 
         async def attempt() -> Any:
             async with self.open(url, headers=headers) as resp:
@@ -371,9 +379,13 @@ class CivitaiClient:
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     raise TransportError(_describe_transport(exc), url=redact_url(url)) from exc
             try:
-                return json.loads(raw)
+                data = json.loads(raw)
             except ValueError as exc:
                 raise BadPayloadError("the service sent a page that is not JSON", url=redact_url(url)) from exc
+            problem = validate(data) if validate is not None else None
+            if problem:
+                raise BadPayloadError(problem, url=redact_url(url))
+            return data
 
         return await self.retrying(attempt, kind=kind, what=redact_url(url))
 

@@ -69,6 +69,15 @@ def listing_params(
     return params
 
 
+def listing_shape_problem(data: Any) -> str | None:
+    """A listing page is an object with an `items` list. Anything else (`{"items": {...}}`, a bare
+    list, `{"result": ...}`) is a bad answer to retry, never an empty page: an empty page ends
+    the listing, and a query whose listing ended early would mark its images as gone."""
+    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+        return "the service sent a listing page without a list of items"
+    return None
+
+
 def _is_not_found_500(exc: CivitaiError) -> bool:
     return isinstance(exc, ServerError) and exc.status == 500 and "not found" in exc.reason.lower()
 
@@ -83,7 +92,7 @@ async def iter_image_pages(
     while url:
         visited.add(url)
         try:
-            data = await client.get_json(url, kind="listing")
+            data = await client.get_json(url, kind="listing", validate=listing_shape_problem)
         except NotFoundError as exc:
             if first:
                 raise IdentifierNotFound(exc.reason or "not found", url=exc.url, status=404) from exc
@@ -175,7 +184,7 @@ async def search_models_by_tag(client: CivitaiClient, tag: str) -> TagSearch:
     pages = 0
     while url and pages < MAX_MODEL_PAGES:
         seen.add(url)
-        data = await client.get_json(url, kind="listing")
+        data = await client.get_json(url, kind="listing", validate=listing_shape_problem)
         pages += 1
         items = data.get("items") if isinstance(data, dict) else None
         page_models = []
@@ -200,7 +209,7 @@ async def search_models_by_tag(client: CivitaiClient, tag: str) -> TagSearch:
 async def iter_tag_names(client: CivitaiClient, *, limit: int = 200, max_pages: int = 10_000) -> AsyncIterator[list[str]]:
     """Model tag names, page by page until an empty page (the service stopped sending nextPage)."""
     for page in range(1, max_pages + 1):
-        data = await client.get_json(urls.tags_url(client.api_base, page, limit), kind="listing")
+        data = await client.get_json(urls.tags_url(client.api_base, page, limit), kind="listing", validate=listing_shape_problem)
         items = data.get("items") if isinstance(data, dict) else None
         names = [i["name"] for i in items or [] if isinstance(i, dict) and isinstance(i.get("name"), str)]
         if not names:
