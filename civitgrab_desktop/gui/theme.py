@@ -7,7 +7,10 @@ colours read `ThemeManager.colors` (a `Colors`) and listen to `changed`.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
@@ -123,11 +126,49 @@ def build_palette(c: Colors) -> QPalette:
     return p
 
 
+def _check_mark_file(color: str) -> str:
+    """A check mark SVG in `color`, written once to a cache folder (QSS needs a file)."""
+    folder = Path(tempfile.gettempdir()) / f"civitgrab-style-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    path = folder / f"check-{color.lstrip('#')}.svg"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16">'
+            f'<path d="M3.5 8.3l3 3 6-6.6" fill="none" stroke="{color}" stroke-width="2" '
+            'stroke-linecap="round" stroke-linejoin="round"/></svg>',
+            encoding="utf-8",
+        )
+    return path.as_posix()
+
+
 def build_stylesheet(c: Colors) -> str:
-    """Only what the palette cannot say: the sidebar, cards, chips, headers, primary buttons."""
+    """Only what the palette cannot say: the sidebar, cards, chips, headers, primary buttons, and
+    check boxes / radio buttons with a visible outline in both themes."""
     hover = "#2c2f3b" if c.dark else "#dfe2ec"
     primary_hover = "#9193ff" if c.dark else "#4346d6"
+    strong = "#6f7489" if c.dark else "#9ba1b2"
+    try:
+        check = _check_mark_file(c.accent_text)
+        check_rule = f'image: url("{check}");'
+    except OSError:  # no writable temp folder: a filled box still reads as checked
+        check_rule = ""
     return f"""
+QCheckBox::indicator {{
+    width: 14px; height: 14px; border: 1px solid {strong}; border-radius: 4px; background: {c.base};
+}}
+QCheckBox::indicator:hover {{ border-color: {c.accent}; }}
+QCheckBox::indicator:checked {{ background: {c.accent}; border-color: {c.accent}; {check_rule} }}
+QCheckBox::indicator:disabled {{ background: {c.alt_base}; border-color: {c.border}; }}
+QCheckBox::indicator:checked:disabled {{ background: {c.border}; }}
+QRadioButton::indicator {{
+    width: 14px; height: 14px; border: 1px solid {strong}; border-radius: 8px; background: {c.base};
+}}
+QRadioButton::indicator:hover {{ border-color: {c.accent}; }}
+QRadioButton::indicator:checked {{
+    border: 1px solid {c.accent};
+    background: qradialgradient(cx:0.5, cy:0.5, radius:0.5, fx:0.5, fy:0.5,
+                                stop:0 {c.accent}, stop:0.42 {c.accent}, stop:0.52 {c.base}, stop:1 {c.base});
+}}
 QListWidget#Sidebar {{
     background: {c.sidebar};
     border: none;

@@ -280,7 +280,7 @@ class ConvertPage(WorkPage):
         async def retry(handle) -> None:
             await self.start_job(handle.params)
 
-        where = "in place" if options["in_place"] else "to folder"
+        where = "in place" if options["in_place"] else "organized copy"
         title = f"WebP q{options['quality']}" if not options["lossless"] else "WebP lossless"
         title += f" · {where}"
         if options.get("username"):

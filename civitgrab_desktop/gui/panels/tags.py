@@ -127,8 +127,9 @@ class TagsPage(WorkPage):
         async def retry(handle) -> None:
             await self.start_job(handle.params)
 
-        method_label = {v: label for v, label, _ in METHODS}.get(options["method"], options["method"])
-        title = f"Tags · {method_label.lower()}"
+        title = {"auto": "Tags · automatic", "api": "Tags · API", "browser": "Tags · browser"}.get(
+            options["method"], f"Tags · {options['method']}"
+        )
         if options["limit"]:
             title += f" · up to {options['limit']:,} images"
         self.ctx.jobs.start(job, kind="tags", title=title, params=options, retry=retry, cleanup=cleanup)

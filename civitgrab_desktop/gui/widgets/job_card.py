@@ -316,6 +316,7 @@ class JobCard(QFrame):
         reason = self.bridge.wait_reason or "rate limited"
         host = getattr(self, "_host", "") or "the service"
         self._set_chip(f"Waiting {secs} s", "warning")
+        self.rate.setText("")  # an ETA would be wrong while the service makes us wait
         self.status.setText(f"waiting {secs} s ({reason}) — {host} asked us to slow down; the job continues by itself")
         self.status.show()
 
@@ -334,6 +335,8 @@ class JobCard(QFrame):
             self.bar.setRange(0, 1)
             self.bar.setValue(1 if state == "done" and not problems else 0)
         self.rate.setText("")
+        if p is None or (not p.total and not (p.done + p.failed + p.skipped)):
+            self.counts.setText("Nothing was listed")
         self.summary.setText(summary_line(self.handle.kind, summary))
         self.summary.setObjectName("Error" if state == "failed" else "")
         self.summary.style().unpolish(self.summary)
