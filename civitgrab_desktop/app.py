@@ -8,9 +8,16 @@ and the HTTP session, and only then quits; nothing is cut off mid-write.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 
 os.environ.setdefault("QT_API", "pyside6")  # qasync picks its binding from this
+
+# PySide6 6.12 on Python 3.11 leaks references to None/True/False until the interpreter aborts
+# ("none_dealloc"); gui/gallery/pyside_refcount makes them immortal. Applied before Qt is used.
+with contextlib.suppress(ImportError):
+    importlib.import_module("civitgrab_desktop.gui.gallery.pyside_refcount")
 
 import asyncio  # noqa: E402
 import json  # noqa: E402

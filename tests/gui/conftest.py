@@ -9,6 +9,8 @@ with `wait_until()` (asyncio.sleep) instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import os
 import time
 from collections.abc import Callable
@@ -16,6 +18,10 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_API", "pyside6")
+
+# PySide6 6.12 / Python 3.11 leaks references to None/True/False (gui/gallery/pyside_refcount.py).
+with contextlib.suppress(ImportError):
+    importlib.import_module("civitgrab_desktop.gui.gallery.pyside_refcount")
 
 import PySide6  # noqa: E402,F401  - before qasync
 import pytest  # noqa: E402
