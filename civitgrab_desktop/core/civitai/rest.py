@@ -136,34 +136,29 @@ def parse_image_page(data: Any) -> ImagePage:
     return ImagePage(records, len(items), problems, next_page if isinstance(next_page, str) and next_page else None)
 
 
-async def get_model(client: CivitaiClient, model_id: int) -> ModelRecord:
+async def _get_entity(client: CivitaiClient, url: str, what: str, parse):
+    """GET one model or version; 404 (or the old 500 "… not found") is IdentifierNotFound."""
     try:
-        data = await client.get_json(urls.model_url(client.api_base, model_id), kind="listing")
+        data = await client.get_json(url, kind="listing")
     except NotFoundError as exc:
-        raise IdentifierNotFound(f"model {model_id} not found", url=exc.url, status=404) from exc
+        raise IdentifierNotFound(f"{what} not found", url=exc.url, status=404) from exc
     except ServerError as exc:
         if _is_not_found_500(exc):
-            raise IdentifierNotFound(f"model {model_id} not found", url=exc.url, status=500) from exc
+            raise IdentifierNotFound(f"{what} not found", url=exc.url, status=500) from exc
         raise
     try:
-        return parse_model(data)
+        return parse(data)
     except RecordError as exc:
-        raise ClientRequestError(f"model {model_id}: unexpected answer ({exc})") from exc
+        raise ClientRequestError(f"{what}: unexpected answer ({exc})") from exc
+
+
+async def get_model(client: CivitaiClient, model_id: int) -> ModelRecord:
+    return await _get_entity(client, urls.model_url(client.api_base, model_id), f"model {model_id}", parse_model)
 
 
 async def get_version(client: CivitaiClient, version_id: int) -> VersionRecord:
-    try:
-        data = await client.get_json(urls.version_url(client.api_base, version_id), kind="listing")
-    except NotFoundError as exc:
-        raise IdentifierNotFound(f"model version {version_id} not found", url=exc.url, status=404) from exc
-    except ServerError as exc:
-        if _is_not_found_500(exc):
-            raise IdentifierNotFound(f"model version {version_id} not found", url=exc.url, status=500) from exc
-        raise
-    try:
-        return parse_version(data)
-    except RecordError as exc:
-        raise ClientRequestError(f"model version {version_id}: unexpected answer ({exc})") from exc
+    url = urls.version_url(client.api_base, version_id)
+    return await _get_entity(client, url, f"model version {version_id}", parse_version)
 
 
 @dataclass
