@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import aiohttp
@@ -52,14 +53,11 @@ class AppContext(QObject):
 
     @property
     def api_key_from_env(self) -> bool:
-        import os
-
         return bool(os.environ.get(ENV_API_KEY, "").strip())
 
     @property
     def env_api_base(self) -> bool:
-        import os
-
+        """The API base was fixed for this run (--api-base or CIVITGRAB_API_BASE)."""
         return self.api_base_overridden or bool(os.environ.get(ENV_API_BASE))
 
     def default_output_dir(self) -> str:

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMessageBox,
-    QPlainTextEdit,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -125,10 +124,10 @@ class ErrorDialog(QMessageBox):
         self.setWindowTitle("Something went wrong")
         name = getattr(exc_type, "__name__", str(exc_type))
         self.setText(f"<b>An unexpected error happened:</b><br>{name}: {exc}")
-        self.setInformativeText(
-            "civitgrab keeps running; running jobs are not affected. "
-            + (f"The details are in the log ({log_hint})." if log_hint else "")
+        self._info = "civitgrab keeps running; running jobs are not affected." + (
+            f" The details are in the log ({log_hint})." if log_hint else ""
         )
+        self.setInformativeText(self._info)
         self.setDetailedText("".join(traceback.format_exception(exc_type, exc, tb)))
         self.setStandardButtons(QMessageBox.StandardButton.Ok)
         self.setWindowModality(Qt.WindowModality.NonModal)
@@ -136,10 +135,4 @@ class ErrorDialog(QMessageBox):
 
     def add_repeat(self) -> None:
         self.count += 1
-        self.setInformativeText(f"(The same error happened {self.count} times.) " + self.informativeText().split(") ", 1)[-1])
-
-
-def details_view(text: str) -> QPlainTextEdit:
-    view = QPlainTextEdit(text)
-    view.setReadOnly(True)
-    return view
+        self.setInformativeText(f"(This happened {self.count} times.) {self._info}")

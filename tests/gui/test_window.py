@@ -209,6 +209,7 @@ async def test_exception_hook_logs_and_shows_a_dialog(window, caplog):
     assert hook.dialog is not None and hook.dialog.isVisible()
     assert "boom for the hook" in hook.dialog.text()
     assert "2 times" in hook.dialog.informativeText()
+    assert "log.txt" in hook.dialog.informativeText()
     assert "boom for the hook" in caplog.text
     hook.dialog.close()
 

@@ -210,6 +210,7 @@ class JobCard(QFrame):
         self.details.hide()
         outer.addWidget(self.details)
 
+        self._host = ""  # the host of the last rate-limit wait
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self._tick)
@@ -314,7 +315,7 @@ class JobCard(QFrame):
             return
         secs = int(left + 0.999)
         reason = self.bridge.wait_reason or "rate limited"
-        host = getattr(self, "_host", "") or "the service"
+        host = self._host or "the service"
         self._set_chip(f"Waiting {secs} s", "warning")
         self.rate.setText("")  # an ETA would be wrong while the service makes us wait
         self.status.setText(f"waiting {secs} s ({reason}) — {host} asked us to slow down; the job continues by itself")
