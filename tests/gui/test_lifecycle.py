@@ -180,3 +180,27 @@ async def test_the_app_and_the_cli_share_one_library(qapp, data_dir, fake_civita
     finally:
         await close_window(w)
         w.deleteLater()
+
+
+async def test_closing_the_window_asks_then_stops_jobs_safely(qapp, data_dir, fake_civitai, out_dir):
+    fake_civitai.set_latency(0.3)
+    w = make_window(data_dir, fake_civitai.base_url)
+    w.show()
+    await w.started()
+    closed = asyncio.Event()
+    w.closed.connect(closed.set)
+    _page, before = start_download(w, "alice", out_dir, workers=2)
+    handle = await new_handle(w, before)
+    await wait_until(lambda: handle.bridge.last_progress and handle.bridge.last_progress.done >= 1, 60)
+
+    w.close()  # a job runs: the window asks first and stays open
+    await asyncio.sleep(0.1)
+    assert w.isVisible() and w._quit_box.isVisible()
+    assert "A job is running" in w._quit_box.text()
+    next(b for b in w._quit_box.buttons() if b.text() == "Quit").click()
+    await asyncio.wait_for(closed.wait(), 60)
+    assert not w.isVisible()
+    assert handle.bridge.ended and handle.bridge.state == "stopped"
+    assert w.ctx.services.library is None
+    assert part_files(out_dir) == []
+    w.deleteLater()
