@@ -1,0 +1,352 @@
+"""Shared machinery of the reliability suite: a workspace that runs the real civitgrab-cli in
+subprocesses, and the checks every test ends with (nothing partial, nothing lost, nothing twice).
+
+Every check also feeds the report counters (report.REPORT).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from civitgrab_desktop.core.media.sniff import detect_type
+from civitgrab_desktop.core.media.verify import verify_media
+from tests.fake_civitai import ACCOUNT
+from tests.reliability.report import REPORT
+
+REPO = Path(__file__).resolve().parents[2]
+MEDIA_EXTS = {".png", ".jpeg", ".jpg", ".webp", ".gif", ".mp4", ".webm", ".mov", ".mkv"}
+EXT_OF = {"image/png": ".png", "image/jpeg": ".jpeg", "image/webp": ".webp", "video/mp4": ".mp4", "video/webm": ".webm"}
+# What must never reach a user: a Python traceback, or SQLite's lock error.
+TRACEBACK = "Traceback (most recent call last)"
+LOCKED = re.compile(r"database (table )?is locked", re.IGNORECASE)
+SUBCOMMANDS = {"tags", "convert", "export-csv", "migrate", "tagnames", "auth", "update", "queries", "jobs", "resume"}
+
+_live = 0
+_live_lock = threading.Lock()
+
+
+def _started() -> None:
+    global _live
+    with _live_lock:
+        _live += 1
+        REPORT.max_concurrent = max(REPORT.max_concurrent, _live)
+
+
+def _ended() -> None:
+    global _live
+    with _live_lock:
+        _live -= 1
+
+
+@dataclass
+class CliRun:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def __str__(self) -> str:  # what an assertion message shows
+        return f"civitgrab-cli {' '.join(self.args)} -> {self.returncode}\n--- stdout\n{self.stdout[-4000:]}\n--- stderr\n{self.stderr[-4000:]}"
+
+
+def command_of(args: Iterable[str]) -> str:
+    for a in args:
+        if a in SUBCOMMANDS:
+            return a
+    return "download"
+
+
+class Proc:
+    """A civitgrab-cli subprocess started with Popen (for kills and concurrent runs)."""
+
+    def __init__(self, args: tuple[str, ...], popen: subprocess.Popen):
+        self.args = args
+        self.popen = popen
+        self._done = False
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> bool:
+        """SIGKILL, the crash nothing can catch. True when the process was still running."""
+        alive = self.popen.poll() is None
+        if alive:
+            self.popen.send_signal(signal.SIGKILL)
+        return alive
+
+    def wait(self, timeout: float = 300) -> CliRun:
+        try:
+            out, err = self.popen.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            out, err = self.popen.communicate()
+            raise AssertionError(f"civitgrab-cli {' '.join(self.args)} did not finish in {timeout} s\n{out[-3000:]}\n{err[-3000:]}") from None
+        finally:
+            if not self._done:
+                self._done = True
+                _ended()
+        return CliRun(self.args, self.popen.returncode, out, err)
+
+
+@dataclass
+class RWorkspace:
+    """One library (data dir) and one output folder, driven through the real CLI."""
+
+    root: Path
+    data_dir: Path
+    api_base: str
+
+    @property
+    def downloads(self) -> Path:
+        return self.root / "image_downloads"
+
+    @property
+    def library_path(self) -> Path:
+        return self.data_dir / "library.sqlite3"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            CIVITGRAB_DATA_DIR=str(self.data_dir),
+            CIVITGRAB_API_BASE=self.api_base,
+            CIVITGRAB_BACKOFF_MAX="0.3",
+            PYTHONPATH=str(REPO),
+            PYTHONUNBUFFERED="1",
+        )
+        env.pop("CIVITAI_API_KEY", None)
+        env.update(extra)
+        return env
+
+    def _argv(self, args: tuple[str, ...], user: str | None) -> list[str]:
+        argv = [sys.executable, "-m", "civitgrab_desktop.cli", *args]
+        if user:
+            argv = ["setpriv", f"--reuid={user}", f"--regid={user_group(user)}", "--clear-groups", *argv]
+        return argv
+
+    def cli(self, *args: str, timeout: float = 300, stdin: str | None = None, user: str | None = None,
+            cwd: Path | None = None, **env: str) -> CliRun:
+        REPORT.processes[command_of(args)] += 1
+        _started()
+        try:
+            proc = subprocess.run(
+                self._argv(args, user), cwd=cwd or self.root, env=self.env(**env), input=stdin or "",
+                capture_output=True, text=True, timeout=timeout,
+            )
+        finally:
+            _ended()
+        return CliRun(tuple(args), proc.returncode, proc.stdout, proc.stderr)
+
+    def popen(self, *args: str, **env: str) -> Proc:
+        REPORT.processes[command_of(args)] += 1
+        _started()
+        popen = subprocess.Popen(
+            self._argv(args, None), cwd=self.root, env=self.env(**env), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        return Proc(tuple(args), popen)
+
+    def log_text(self) -> str:
+        if not self.log_dir.is_dir():
+            return ""
+        return "".join(p.read_text("utf-8", "replace") for p in sorted(self.log_dir.glob("civitgrab.log*")))
+
+    def sql(self, query: str, params: tuple = ()) -> list[tuple]:
+        """A read-only query on the library (the CLI processes are the only writers)."""
+        conn = sqlite3.connect(f"file:{self.library_path}?mode=ro", uri=True, timeout=30)
+        try:
+            return conn.execute(query, params).fetchall()
+        finally:
+            conn.close()
+
+
+def user_group(user: str) -> str:
+    import grp
+    import pwd
+
+    return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+
+
+def make_workspace(root: Path, api_base: str) -> RWorkspace:
+    data = root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    return RWorkspace(root, data, api_base)
+
+
+# -- the fake's request log ---------------------------------------------------------------------
+
+
+def cdn_uuid(path: str) -> str | None:
+    parts = path.split("/")
+    return parts[2] if len(parts) > 2 and parts[1] == ACCOUNT else None
+
+
+def cdn_fetches(fake, since: int = 0) -> Counter:
+    """CDN requests per image uuid in the fake's request log (from entry `since` on)."""
+    counts: Counter = Counter()
+    for rec in fake.request_log[since:]:
+        uuid = cdn_uuid(rec.path)
+        if uuid:
+            counts[uuid] += 1
+    return counts
+
+
+def tag_fetches(fake, since: int = 0) -> Counter:
+    """tRPC tag.getVotableTags calls per image id (batched calls count once per image)."""
+    import json
+
+    counts: Counter = Counter()
+    for rec in fake.request_log[since:]:
+        if not rec.path.startswith("/api/trpc/") or "tag.getVotableTags" not in rec.path:
+            continue
+        procs = rec.path[len("/api/trpc/"):].split(",")
+        raw = dict(rec.query).get("input")
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            continue
+        inputs = [data.get(str(i), {}) for i in range(len(procs))] if dict(rec.query).get("batch") else [data]
+        for proc, inp in zip(procs, inputs, strict=False):
+            if proc != "tag.getVotableTags" or not isinstance(inp, dict):
+                continue
+            payload = inp.get("json", inp)
+            if isinstance(payload, dict) and "id" in payload:
+                counts[int(payload["id"])] += 1
+    return counts
+
+
+def uuid_of(fake, image_id: int) -> str:
+    return fake.dataset.image(image_id).uuid
+
+
+# -- checks -------------------------------------------------------------------------------------
+
+
+def media_files(folder: Path) -> list[Path]:
+    if not folder.exists():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTS and not p.name.startswith("."))
+
+
+def image_id_of(path: Path) -> int | None:
+    stem = path.name.split(".")[0]
+    return int(stem) if stem.isdigit() else None
+
+
+def assert_clean_output(run: CliRun) -> None:
+    """No traceback and no SQLite lock error ever reach the user."""
+    assert TRACEBACK not in run.output, f"a traceback reached the user:\n{run}"
+    assert not LOCKED.search(run.output), f"'database is locked' reached the user:\n{run}"
+
+
+def check_files(root: Path, dataset=None, *, allow_part: bool = False, allow_converted: bool = False) -> dict[int, list[Path]]:
+    """Every final-named media file under `root` is complete: it verifies (decodes / container
+    intact) and, when `dataset` is given, is byte-identical to the service's original (a WebP made
+    by the converter only has to verify). No `.part` is left unless `allow_part`.
+    Returns the files found per image id."""
+    parts = list(root.rglob("*.part")) if root.exists() else []
+    if parts and not allow_part:
+        REPORT.corrupt += len(parts)
+        raise AssertionError(f"partial downloads left behind: {parts[:5]}")
+    found: dict[int, list[Path]] = {}
+    for path in media_files(root):
+        data = path.read_bytes()
+        kind = detect_type(None, data[:64])
+        REPORT.files_checked += 1
+        result = verify_media(data, kind) if kind is not None else None
+        if result is None or not result.ok:
+            REPORT.corrupt += 1
+            raise AssertionError(f"{path} is under its final name but does not verify: {result and result.reason}")
+        image_id = image_id_of(path)
+        if image_id is not None:
+            found.setdefault(image_id, []).append(path)
+        if dataset is not None and image_id is not None and dataset.image(image_id) is not None:
+            expected, content_type = dataset.media(image_id)
+            if path.suffix == EXT_OF.get(content_type):
+                REPORT.files_compared += 1
+                if data != expected:
+                    REPORT.corrupt += 1
+                    raise AssertionError(f"{path} differs from the original image {image_id}")
+            elif not (allow_converted and path.suffix == ".webp"):
+                REPORT.corrupt += 1
+                raise AssertionError(f"{path}: image {image_id} is a {content_type}, saved as {path.suffix}")
+    return found
+
+
+def check_library(ws: RWorkspace, *, expect_ok: bool = True) -> list[tuple]:
+    """The library opens and passes SQLite's integrity check; every image recorded as downloaded
+    has its file, with the recorded size and sha256 (unless the converter replaced it).
+    Returns the done rows (id, path, sha256, bytes)."""
+    rows_ok = ws.sql("PRAGMA integrity_check")
+    REPORT.libraries_checked += 1
+    assert rows_ok == [("ok",)], f"library integrity check failed: {rows_ok[:5]}"
+    done = ws.sql("SELECT id, path, sha256, bytes FROM images WHERE dl_state = 'done'")
+    converted = {r[0]: r[1] for r in ws.sql("SELECT image_id, webp_path FROM conversions")} if _has_table(ws, "conversions") else {}
+    for image_id, path, sha, size in done:
+        REPORT.rows_checked += 1
+        p = Path(path) if path else None
+        if p is None or not p.is_file():
+            webp = converted.get(image_id)
+            if webp and Path(webp).is_file():
+                continue
+            REPORT.lost += 1
+            raise AssertionError(f"image {image_id} is recorded as downloaded at {path}, but the file is gone")
+        if p.suffix == ".webp" and image_id in converted:
+            continue
+        data = p.read_bytes()
+        if (size is not None and len(data) != size) or (sha and hashlib.sha256(data).hexdigest() != sha):
+            REPORT.corrupt += 1
+            raise AssertionError(f"image {image_id}: {p} does not match the recorded size/sha256")
+    return done
+
+
+def _has_table(ws: RWorkspace, name: str) -> bool:
+    return bool(ws.sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+
+
+def snapshot(root: Path) -> dict[Path, str]:
+    """sha256 of every file under `root` (to prove nothing already on disk changed)."""
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def assert_unchanged(before: dict[Path, str], root: Path) -> None:
+    for path, digest in before.items():
+        REPORT.files_checked += 1
+        if not path.is_file():
+            REPORT.lost += 1
+            raise AssertionError(f"{path} was on disk before and is gone")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            REPORT.corrupt += 1
+            raise AssertionError(f"{path} changed")
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
