@@ -27,6 +27,8 @@ from civitgrab_desktop.core.civitai.records import NSFW_CHOICES, ImageRecord, Re
 from civitgrab_desktop.core.library.async_library import Library
 from civitgrab_desktop.core.library.store import Source, new_owner
 from civitgrab_desktop.core.media import files
+from civitgrab_desktop.core.media.sniff import ALL_TYPES, SNIFF_BYTES, detect_type
+from civitgrab_desktop.core.media.verify import verify_media
 from civitgrab_desktop.core.organize import layouts, sidecars
 from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError, fit_filename
 from civitgrab_desktop.jobs.fetch import fetch_to_part
@@ -552,6 +554,9 @@ class DownloadJob(Job):
             self._deferred.append(item)  # another process is downloading it
             return
         try:
+            if not self.params.redownload and await self._adopt_final(item):
+                self._unreserve(item)
+                return
             await self._download(item)
         except BaseException:
             self._unreserve(item)
@@ -621,6 +626,59 @@ class DownloadJob(Job):
         item.target.downloaded += 1
         if unlinked:
             await self._link_other_sources(record.id, final, unlinked)
+
+    async def _adopt_final(self, item: WorkItem) -> bool:
+        """A complete file under the image's final name is already in its folder, but the library
+        does not say so: a run was killed between the rename and the library write. Record it
+        (and rewrite its sidecars) instead of downloading it again."""
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(None, self._find_final, item)
+        if found is None:
+            return False
+        path, media, size, digest = found
+        record = item.record
+        await loop.run_in_executor(None, self._finish_found, path, record)
+        unlinked = await self.library.mark_downloaded(
+            record.id,
+            self.owner,
+            path=str(path),
+            mime=media.mime,
+            bytes=size,
+            sha256=digest,
+            quality="original" if self.params.original or record.is_video else "resized",
+            source=(item.target.target_type, item.target.target_value),
+        )
+        LOG.info("image %s: complete file found at %s (an earlier run was interrupted); recorded", record.id, path)
+        self.tally.skip("already on disk (an earlier run was interrupted)")
+        if unlinked:
+            await self._link_other_sources(record.id, path, unlinked)
+        return True
+
+    def _find_final(self, item: WorkItem):
+        """Runs in a worker thread: (path, media type, size, sha256) of a final-named file of this
+        image in its planned folder that verifies, or None. Only `_place` writes final names, and
+        only after verifying the bytes, so such a file is a finished download."""
+        folder = item.stem.parent
+        for media in ALL_TYPES:
+            try:
+                name = fit_filename(folder, layouts.classic_filename(item.record.id, media.ext), self.params.max_path)
+            except (PathTooLong, ValueError):
+                continue
+            path = folder / name
+            if not path.is_file():
+                continue
+            with open(path, "rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+            if detect_type(None, head) != media or not verify_media(path, media).ok:
+                continue
+            return path, media, path.stat().st_size, files.sha256_file(path)
+        return None
+
+    def _finish_found(self, path: Path, record: ImageRecord) -> None:
+        if record.created_at:
+            files.set_mtime(path, record.created_at)
+        self._write_sidecars(path, record, None)
+        files.fsync_dir(path.parent)
 
     def _place(self, fetched, item: WorkItem) -> Path:
         """Runs in a worker thread: rename the verified .part to its final name, sidecars, mtime."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from civitgrab_desktop.core.civitai import rest
@@ -32,3 +34,56 @@ async def test_a_listing_that_never_keeps_to_the_schema_fails_with_a_reason(fake
         with pytest.raises(BadPayloadError):
             await rest.search_models_by_tag(client, "landscape")
     assert len(fake_civitai.request_log) == 4 + 4  # 1 + 3 retries each
+
+
+def test_a_final_file_the_library_missed_is_recorded_not_downloaded_again(tmp_path, fake_civitai):
+    # SIGKILL between the rename of a finished download and the library write left the file under
+    # its final name with the library row still pending: the next run fetched it again.
+    from tests.reliability.helpers import cdn_fetches, check_files, check_library, make_workspace
+
+    ws = make_workspace(tmp_path / "ws", fake_civitai.base_url)
+    assert ws.cli("--mode", "1", "--username", "bob_art").returncode == 0
+    victims = [i.id for i in fake_civitai.dataset.images_for_user("bob_art")[:3]]  # incl. a video
+    paths = {}
+    for image_id in victims:
+        (path,) = ws.sql("SELECT path FROM images WHERE id = ?", (image_id,))[0]
+        paths[image_id] = path
+        for sidecar in Path(path).parent.glob(f"{image_id}[._]*"):
+            if sidecar.suffix in (".json", ".txt"):
+                sidecar.unlink()
+    import sqlite3
+
+    with sqlite3.connect(ws.library_path) as conn:  # the crash: the library never heard of the files
+        conn.executemany(
+            "UPDATE images SET dl_state = 'pending', path = NULL, sha256 = NULL, bytes = NULL WHERE id = ?",
+            [(i,) for i in victims],
+        )
+    mark = len(fake_civitai.request_log)
+    run = ws.cli("--mode", "1", "--username", "bob_art")
+    assert run.returncode == 0, run
+    assert not cdn_fetches(fake_civitai, since=mark), "a complete file on disk was downloaded again"
+    for image_id in victims:
+        row = ws.sql("SELECT dl_state, path FROM images WHERE id = ?", (image_id,))[0]
+        assert row == ("done", paths[image_id])
+        assert (Path(paths[image_id]).parent / f"{image_id}.json").is_file()
+    check_files(ws.downloads, fake_civitai.dataset)
+    check_library(ws)
+
+
+def test_a_partial_or_broken_final_file_is_downloaded_again(tmp_path, fake_civitai):
+    from tests.reliability.helpers import cdn_fetches, check_files, make_workspace
+
+    ws = make_workspace(tmp_path / "ws", fake_civitai.base_url)
+    assert ws.cli("--mode", "1", "--username", "grace").returncode == 0
+    image = fake_civitai.dataset.images_for_user("grace")[0]
+    (path,) = ws.sql("SELECT path FROM images WHERE id = ?", (image.id,))[0]
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])  # e.g. the classic tool's unfinished write
+    import sqlite3
+
+    with sqlite3.connect(ws.library_path) as conn:
+        conn.execute("UPDATE images SET dl_state = 'pending', path = NULL WHERE id = ?", (image.id,))
+    mark = len(fake_civitai.request_log)
+    assert ws.cli("--mode", "1", "--username", "grace").returncode == 0
+    assert cdn_fetches(fake_civitai, since=mark) == {image.uuid: 1}
+    check_files(ws.downloads, fake_civitai.dataset)
