@@ -145,6 +145,8 @@ async def main_async(app: QApplication, services: Services, args, theme: ThemeMa
     closed = asyncio.Event()
     window.closed.connect(closed.set)
     _install_sigint(loop, window)
+    if not services.settings.raw("window/geometry"):
+        _first_placement(app, window)
     window.show()
     if getattr(args, "links", None):
         window.accept_text("\n".join(args.links))
@@ -162,6 +164,18 @@ async def main_async(app: QApplication, services: Services, args, theme: ThemeMa
     await closed.wait()
     LOG.info("civitgrab closed cleanly")
     return 0
+
+
+def _first_placement(app: QApplication, window: MainWindow) -> None:
+    """First start: a comfortable size, centred on the screen (later starts restore the last one)."""
+    screen = app.primaryScreen()
+    if screen is None:
+        return
+    area = screen.availableGeometry()
+    width = min(1280, max(window.minimumWidth(), int(area.width() * 0.9)))
+    height = min(820, max(window.minimumHeight(), int(area.height() * 0.9)))
+    window.resize(width, height)
+    window.move(area.x() + (area.width() - width) // 2, area.y() + (area.height() - height) // 2)
 
 
 def _install_sigint(loop: asyncio.AbstractEventLoop, window: MainWindow) -> None:

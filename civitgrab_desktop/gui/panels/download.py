@@ -288,6 +288,7 @@ class DownloadPage(Page):
         self.clear_button.setFlat(True)
         self.clear_button.setToolTip("Remove the cards of finished jobs (their files and records stay)")
         self.clear_button.setEnabled(False)
+        self.clear_button.hide()
         head.addWidget(self.clear_button)
         jobs_layout.addLayout(head)
         self.resume_banner = self._make_resume_banner()
@@ -364,6 +365,7 @@ class DownloadPage(Page):
         active = len(self.ctx.jobs.active("download"))
         self.jobs_count.setText(f"{plural(active, 'job')} running" if active else "")
         self.clear_button.setEnabled(self.job_list.finished_count() > 0)
+        self.clear_button.setVisible(bool(self.job_list.cards))
 
     def _clear_finished(self) -> None:
         self.job_list.clear_finished()

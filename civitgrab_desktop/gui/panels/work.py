@@ -95,6 +95,7 @@ class WorkPage(Page):
         self.clear_button.setFlat(True)
         self.clear_button.setToolTip("Remove the cards of finished jobs (their files and records stay)")
         self.clear_button.setEnabled(False)
+        self.clear_button.hide()
         head.addWidget(self.clear_button)
         jobs_layout.addLayout(head)
         self.job_list = JobList(ctx.jobs, (self.job_kind,), self.empty_text, empty_icon=self.start_icon)
@@ -171,6 +172,7 @@ class WorkPage(Page):
         active = len(self.ctx.jobs.active(self.job_kind))
         self.jobs_count.setText(f"{plural(active, 'job')} running" if active else "")
         self.clear_button.setEnabled(self.job_list.finished_count() > 0)
+        self.clear_button.setVisible(bool(self.job_list.cards))
         if self.isVisible():
             spawn(self.refresh_library_line(), name=f"{self.job_kind}-stats")
 
