@@ -28,6 +28,15 @@ import pytest  # noqa: E402
 import qasync  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test here needs a QApplication: mark it `gui` (so `-m "not gui"` skips them)."""
+    for item in items:
+        if _HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.gui)
+
 
 def pytest_asyncio_loop_factories(config, item):
     return {"qasync": lambda: qasync.QEventLoop(QApplication.instance() or QApplication([]))}
