@@ -589,7 +589,7 @@ class DownloadJob(Job):
 
         self.progress(f"{record.id}")
         try:
-            fetched = await fetch_to_part(self.client, url, part, checkpoint=self.checkpoint, on_bytes=count)
+            fetched = await fetch_to_part(self.client, url, part, stop_check=self.raise_if_stopped, on_bytes=count)
         except CivitaiError as exc:
             await self.library.mark_download_failed(record.id, self.owner, exc.reason)
             self.tally.fail(str(record.id), exc.reason)

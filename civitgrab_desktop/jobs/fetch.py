@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,10 +81,13 @@ async def fetch_to_part(
     url: str,
     part_path: Path,
     *,
-    checkpoint: Callable[[], Awaitable[None]] | None = None,
+    stop_check: Callable[[], None] | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Fetched:
-    """Download `url` into `part_path` with the client's file retry policy."""
+    """Download `url` into `part_path` with the client's file retry policy.
+
+    `stop_check` may raise to abort between chunks (a stop). A pause is not honoured mid-file:
+    the file finishes, so a paused job never holds a transfer slot other jobs share."""
     loop = asyncio.get_running_loop()
 
     async def attempt() -> Fetched:
@@ -111,8 +114,8 @@ async def fetch_to_part(
                         if buffered >= FLUSH_AT:
                             await loop.run_in_executor(None, writer.write, buffer)
                             buffer, buffered = [], 0
-                        if checkpoint:
-                            await checkpoint()
+                        if stop_check:
+                            stop_check()
                 except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError) as exc:
                     raise TransportError(f"transfer interrupted: {exc or type(exc).__name__}", url=redact_url(url)) from exc
                 if media is None:

@@ -186,6 +186,10 @@ class Job:
     def stop_requested(self) -> bool:
         return self._stop_requested
 
+    def raise_if_stopped(self) -> None:
+        if self._stop_requested:
+            raise JobStopped()
+
     async def checkpoint(self) -> None:
         """Waits while paused; raises JobStopped when a stop was requested."""
         if self._stop_requested:

@@ -338,19 +338,23 @@ class CivitaiClient:
             exc = state.outcome.exception() if state.outcome else None
             retry_after = getattr(exc, "retry_after", None)
             if retry_after is not None:
-                delay = retry_after
-            else:
-                exp = min(self.options.backoff_max, 0.5 * 2 ** (state.attempt_number - 1))
-                delay = random.uniform(0, exp)
+                return retry_after
+            exp = min(self.options.backoff_max, 0.5 * 2 ** (state.attempt_number - 1))
+            return random.uniform(0, exp)
+
+        def before_sleep(state) -> None:
+            # Called only when another attempt will follow (after tenacity's stop check).
+            exc = state.outcome.exception() if state.outcome else None
+            delay = state.upcoming_sleep
             if isinstance(exc, RateLimitedError):
                 self._notify_wait(urlsplit(exc.url).netloc, delay, "rate limited")
             self.stats["retries"] += 1
             LOG.info("retrying %s in %.1fs (attempt %d): %s", what or kind, delay, state.attempt_number + 1, exc)
-            return delay
 
         retryer = AsyncRetrying(
             stop=stop_after_attempt(1 + max(0, extra)),
             wait=wait,
+            before_sleep=before_sleep,
             retry=retry_if_exception(lambda e: isinstance(e, RetryableError)),
             reraise=True,
         )
