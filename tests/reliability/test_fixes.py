@@ -87,3 +87,23 @@ def test_a_partial_or_broken_final_file_is_downloaded_again(tmp_path, fake_civit
     assert ws.cli("--mode", "1", "--username", "grace").returncode == 0
     assert cdn_fetches(fake_civitai, since=mark) == {image.uuid: 1}
     check_files(ws.downloads, fake_civitai.dataset)
+
+
+def test_numbers_too_big_for_the_library_do_not_fail_the_page(tmp_path):
+    # One item with an id, a size, a post id or a count of 2**63 or more failed the whole page's
+    # library write (OverflowError): the job ended with nothing downloaded for that query. A
+    # 5000-digit string id raised a plain ValueError past the item-level error handling.
+    from civitgrab_desktop.core.civitai.records import RecordError, parse_image
+    from civitgrab_desktop.core.library.store import LibraryStore, Source
+
+    good = {"id": 7, "url": "https://image.civitai.com/x/y/original=true/z.jpeg", "width": 10**30,
+            "height": "99999999999999999999999", "postId": 2**63, "modelVersionIds": [10**30, 5],
+            "stats": {"likeCount": 2**62, "heartCount": 2**62, "cryCount": 10**30}}
+    record = parse_image(good)
+    assert (record.width, record.height, record.post_id, record.model_version_ids) == (None, None, None, [5])
+    with LibraryStore(tmp_path / "lib.sqlite3") as store:
+        states = store.upsert_listed([record], Source("username", "u", {7: str(tmp_path / "7")}))
+    assert set(states) == {7}
+    for bad_id in (2**63, 10**30, -(2**64), "1" * 5000, "9" * 20):
+        with pytest.raises(RecordError):
+            parse_image({**good, "id": bad_id})

@@ -37,15 +37,24 @@ def is_nsfw_level(level: int | None, pg13_is_nsfw: bool = False) -> bool:
     return level >= threshold
 
 
+# SQLite stores signed 64-bit integers: a bigger number from the service is no usable id, size or
+# count (and would fail the whole page's library write).
+INT64_MAX = 2**63 - 1
+
+
+def _fits_int64(value: int) -> bool:
+    return -INT64_MAX - 1 <= value <= INT64_MAX
+
+
 def _int_or_none(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if _fits_int64(value) else None
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+        return _int_or_none(int(value))
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) <= 20:
+        return _int_or_none(int(value.strip()))
     return None
 
 
@@ -165,7 +174,7 @@ class ImageRecord:
     @property
     def reactions(self) -> int:
         keys = ("likeCount", "heartCount", "laughCount", "cryCount")
-        return sum(v for k, v in self.stats.items() if k in keys and isinstance(v, int))
+        return min(INT64_MAX, sum(v for k, v in self.stats.items() if k in keys and isinstance(v, int)))
 
 
 class RecordError(ValueError):
@@ -203,7 +212,7 @@ def parse_image(item: Any) -> ImageRecord:
         meta=meta,
         checkpoint_name=checkpoint_name(meta, base_model),
         model_version_name=model_version_name(meta),
-        stats={k: v for k, v in stats.items() if isinstance(v, int) and not isinstance(v, bool)},
+        stats={k: v for k, v in stats.items() if isinstance(v, int) and not isinstance(v, bool) and _fits_int64(v)},
         raw=item,
     )
 
