@@ -14,6 +14,71 @@ from civitgrab_desktop.core import secrets
 from civitgrab_desktop.core.civitai.client import CivitaiError
 from civitgrab_desktop.services import Services
 
+# -- tags ----------------------------------------------------------------------------------------
+
+
+def cmd_tags(args, services: Services) -> int:
+    from civitgrab_desktop.jobs.tags import TagsParams
+
+    settings = services.settings
+    params = TagsParams(
+        method=args.method or settings.get("tag_method"),
+        workers=args.workers or settings.get("tag_workers"),
+        limit=args.limit,
+        retag=args.retag,
+        max_age_days=args.max_age_days,
+        browser_path=args.browser_path or settings.get("browser_path") or None,
+    )
+
+    async def go() -> int:
+        library = await services.open_library()
+        try:
+            job_id = await library.create_job("tags", params.to_dict())
+            return await _run_tags(services, library, params, job_id)
+        finally:
+            await services.close()
+
+    return run_async(go())
+
+
+async def _run_tags(services: Services, library, params, job_id: str) -> int:
+    from civitgrab_desktop.jobs.tags import TagsJob
+
+    client = services.client(concurrency=params.workers)
+    job = TagsJob(library, client, params, job_id=job_id, listener=TerminalProgress())
+    summary = await run_job(job)
+    print_summary(summary)
+    _print_tags_details(summary)
+    if job.state.value == "stopped":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if job.all_tagged else EXIT_FAILED
+
+
+def _print_tags_details(summary: dict) -> None:
+    methods = summary.get("methods") or {}
+    used = ", ".join(f"{name} {count}" for name, count in sorted(methods.items())) or "none"
+    print(f"Method: {summary.get('method')} (images per method: {used})")
+    if summary.get("browser"):
+        print(f"Browser: {summary['browser']}")
+    if summary.get("fallback_reason"):
+        print(f"Fell back to the browser: {summary['fallback_reason']}")
+    if summary.get("stopped_early"):
+        print(f"Stopped early: {summary['stopped_early']}")
+
+
+async def _resume_tags(services: Services, library, job) -> int:
+    from civitgrab_desktop.jobs.tags import TagsParams
+
+    params = TagsParams.from_dict(job["params"])
+    progress = job.get("progress") or {}
+    if params.retag and params.refetch_before is None:
+        params.refetch_before = progress.get("refetch_before")  # continue the re-tag, do not restart it
+    if params.limit is not None:
+        finished = sum(int(progress.get(k) or 0) for k in ("done", "failed", "skipped"))
+        params.limit = max(0, params.limit - finished)
+    return await _run_tags(services, library, params, job["id"])
+
+
 # -- export-csv ----------------------------------------------------------------------------------
 
 
@@ -206,7 +271,7 @@ async def _resume_download(services: Services, library, job: dict) -> int:
     return EXIT_OK if dl.all_on_disk else EXIT_FAILED
 
 
-RESUMERS = {"download": _resume_download, "update": _resume_download}
+RESUMERS = {"download": _resume_download, "update": _resume_download, "tags": _resume_tags}
 
 
 def _print_json(data) -> None:
