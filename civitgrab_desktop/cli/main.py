@@ -15,6 +15,7 @@ import sys
 from civitgrab_desktop.cli import download_cmd
 from civitgrab_desktop.cli.args import SUBCOMMANDS, UsageError, build_parser
 from civitgrab_desktop.cli.progress import TerminalProgress, print_summary
+from civitgrab_desktop.core.library.db import LibraryError
 from civitgrab_desktop.jobs.job import Job
 from civitgrab_desktop.services import Services
 
@@ -44,6 +45,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (OSError, LibraryError) as exc:
+        # A folder or file that cannot be used (data dir, library, export target, full disk):
+        # one clear line, not a traceback. The traceback goes to the log file when there is one.
+        if logging.getLogger().handlers:
+            LOG.error("stopped: %s", exc, exc_info=True)
+        print(f"civitgrab-cli: error: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        if exc.filename2:
+            where += f" -> {exc.filename2}"
+        return f"{exc.strerror}{where}"
+    return str(exc) or type(exc).__name__
 
 
 def _services(args) -> Services:

@@ -107,3 +107,30 @@ def test_numbers_too_big_for_the_library_do_not_fail_the_page(tmp_path):
     for bad_id in (2**63, 10**30, -(2**64), "1" * 5000, "9" * 20):
         with pytest.raises(RecordError):
             parse_image({**good, "id": bad_id})
+
+
+def test_unusable_folders_and_libraries_are_one_clear_line_not_a_traceback(tmp_path, fake_civitai):
+    # An export target that is a folder, a data dir below a regular file, and a library file that
+    # is not SQLite ended in a Python traceback.
+    from tests.reliability.helpers import TRACEBACK, make_workspace
+
+    ws = make_workspace(tmp_path / "ws", fake_civitai.base_url)
+    assert ws.cli("--mode", "1", "--username", "grace").returncode == 0
+    run = ws.cli("export-csv", str(ws.root))
+    assert run.returncode == 1 and TRACEBACK not in run.output, run
+    assert "civitgrab-cli: error: Is a directory" in run.stderr
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    run = ws.cli("--mode", "1", "--username", "grace", "--data-dir", str(blocker / "data"))
+    assert run.returncode == 1 and TRACEBACK not in run.output, run
+    assert "civitgrab-cli: error: Not a directory" in run.stderr
+
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "library.sqlite3").write_bytes(b"this is not a database" * 100)
+    for args in (("--mode", "1", "--username", "grace"), ("jobs",), ("export-csv", str(tmp_path / "x.csv"))):
+        run = ws.cli(*args, "--data-dir", str(garbage)) if args[0] == "--mode" else ws.cli(args[0], "--data-dir", str(garbage), *args[1:])
+        assert run.returncode == 1 and TRACEBACK not in run.output, run
+        assert "is not a usable civitgrab library" in run.stderr, run
+    assert (garbage / "library.sqlite3").read_bytes() == b"this is not a database" * 100
