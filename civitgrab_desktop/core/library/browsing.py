@@ -6,11 +6,40 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from civitgrab_desktop.core.library.filters import ImageFilter, order_clause
+from civitgrab_desktop.core.library.filters import ImageFilter, order_clause, without_fts
 from civitgrab_desktop.core.library.rows import ImageRow
 from civitgrab_desktop.core.library.store_base import StoreBase
 
 FilterArg = ImageFilter | Mapping[str, Any] | None
+
+# Sort keys of the gallery and the database view -> SQL expression over `images`.
+BROWSE_ORDERS: dict[str, str] = {
+    "id": "images.id",
+    "created_at": "images.created_at",
+    "reactions": "images.reactions",
+    "downloaded_at": "images.downloaded_at",
+    "nsfw_level": "images.nsfw_level",
+    "type": "images.type",
+    "username": "images.username COLLATE NOCASE",
+    "model_version_name": "images.model_version_name COLLATE NOCASE",
+    "path": "images.path",
+    "tag_state": "images.tag_state",
+    "tags_count": "(SELECT COUNT(*) FROM image_tags it WHERE it.image_id = images.id)",
+    "cv_state": "images.cv_state",
+    "webp_path": "(SELECT c.webp_path FROM conversions c WHERE c.image_id = images.id)",
+}
+
+# What a gallery card or a database row shows: the light columns (no prompt, meta or record).
+BROWSE_COLUMNS: tuple[str, ...] = (
+    "id", "type", "nsfw_level", "username", "model_version_name", "checkpoint_name", "base_model",
+    "created_at", "reactions", "width", "height", "path", "mime", "bytes", "dl_state", "downloaded_at",
+    "tag_state", "cv_state", "gone_at", "webp_path", "tags_count",
+)
+_BROWSE_SELECT = ", ".join(
+    f"i.{c}" for c in BROWSE_COLUMNS if c not in ("webp_path", "tags_count")
+) + (", c.webp_path, (SELECT COUNT(*) FROM image_tags it WHERE it.image_id = i.id) AS tags_count")
+
+DISTINCT_COLUMNS = ("username", "model_version_name", "checkpoint_name", "base_model")
 
 
 def _merge(filter: FilterArg, extra: dict[str, Any]) -> ImageFilter:
@@ -96,6 +125,75 @@ class BrowsingOps(StoreBase):
                 return
             yield from (ImageRow.from_row(row) for row in batch)
             last = batch[-1]["id"]
+
+    # -- the gallery and the database view ---------------------------------------------------------
+
+    def has_fts(self) -> bool:
+        """True when the library has the full-text index (migration 2 on an SQLite with FTS5)."""
+        return self._one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'images_fts'") is not None
+
+    def browse_ids(
+        self, filter: FilterArg = None, *, order_by: str = "id", descending: bool = False, **filters: Any
+    ) -> list[int]:
+        """The ids of every matching image in the order asked (any key of BROWSE_ORDERS, ties
+        broken by id), computed by SQLite. A `text` search falls back to LIKE without FTS5."""
+        image_filter = _merge(filter, filters)
+        if image_filter.text and not self.has_fts():
+            image_filter = without_fts(image_filter)
+        if order_by not in BROWSE_ORDERS:
+            raise ValueError(f"cannot order images by {order_by!r}; choose one of {', '.join(BROWSE_ORDERS)}")
+        where, params = image_filter.to_sql()
+        direction = "DESC" if descending else "ASC"
+        order = f"{BROWSE_ORDERS[order_by]} {direction}"
+        if order_by != "id":
+            order += f", images.id {direction}"
+        sql = f"SELECT images.id FROM images WHERE {where} ORDER BY {order}"
+
+        def work(c) -> list[int]:
+            cursor = c.cursor()
+            cursor.row_factory = None  # plain tuples: 100,000 ids in a few tens of ms
+            try:
+                return [row[0] for row in cursor.execute(sql, params)]
+            finally:
+                cursor.close()
+
+        return self.run_read(work)
+
+    def browse_rows(self, ids: Iterable[int]) -> list[dict[str, Any]]:
+        """The light columns of `ids` (BROWSE_COLUMNS, with the WebP path and the number of tags),
+        in the order given; ids no longer in the library are left out."""
+        wanted = [int(i) for i in ids]
+        rows = self._all(
+            f"""SELECT {_BROWSE_SELECT} FROM images i LEFT JOIN conversions c ON c.image_id = i.id
+                WHERE i.id IN (SELECT value FROM json_each(?))""",
+            (json.dumps(wanted),),
+        )
+        by_id = {row["id"]: dict(zip(BROWSE_COLUMNS, tuple(row), strict=True)) for row in rows}
+        return [by_id[i] for i in dict.fromkeys(wanted) if i in by_id]
+
+    def distinct_values(self, column: str, limit: int = 1000) -> list[tuple[str, int]]:
+        """[(value, images)] of a name column, most used first (for the filter completers)."""
+        if column not in DISTINCT_COLUMNS:
+            raise ValueError(f"no distinct values for {column!r}; choose one of {', '.join(DISTINCT_COLUMNS)}")
+        rows = self._all(
+            f"""SELECT {column}, COUNT(*) AS n FROM images
+                WHERE {column} IS NOT NULL AND {column} != ''
+                GROUP BY {column} ORDER BY n DESC, {column} LIMIT ?""",
+            (int(limit),),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def library_signature(self) -> tuple[Any, ...]:
+        """Cheap (index-only) numbers that change when downloads, tags, conversions or deletions
+        change what the gallery shows; equal signatures mean nothing to refresh."""
+        row = self._one(
+            """SELECT (SELECT COUNT(*) FROM images WHERE dl_state = 'done'),
+                      (SELECT MAX(downloaded_at) FROM images),
+                      (SELECT COUNT(*) FROM images WHERE dl_state = 'done' AND tag_state = 'done'),
+                      (SELECT COUNT(*) FROM images WHERE dl_state = 'done' AND cv_state = 'done'),
+                      (SELECT COUNT(*) FROM images)"""
+        )
+        return tuple(row)
 
     def version_ids_of_user(self, username: str) -> list[int]:
         """Model version ids seen on a user's images, most used first (deep-scan pass 5)."""

@@ -217,6 +217,7 @@ def migrate(conn: sqlite3.Connection, path: Path, migrations: Sequence[Migration
     an existing version preceded by a backup copy. Safe when several processes open the same
     library at once: the version is re-read under the write lock. Returns the final version."""
     target = len(migrations)
+    created_here = False  # a library this call created holds nothing worth a backup
     while True:
         version = run_read(conn, user_version)
         if version > target:
@@ -225,7 +226,8 @@ def migrate(conn: sqlite3.Connection, path: Path, migrations: Sequence[Migration
             return version
         if version == 0:
             _refuse_foreign_database(conn, path)
-        backup = backup_library(conn, path, version) if version > 0 else None
+            created_here = True
+        backup = backup_library(conn, path, version) if version > 0 and not created_here else None
 
         def step(c: sqlite3.Connection, expected: int = version) -> None:
             current = user_version(c)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from civitgrab_desktop.core.library.db import placeholders
+from civitgrab_desktop.core.library.schema import FTS_TABLE
 
 ORDER_COLUMNS = ("id", "created_at", "reactions", "nsfw_level", "downloaded_at", "username", "last_seen_at")
 
@@ -40,6 +41,9 @@ class ImageFilter:
     only_tagged: bool = False
     tags: Sequence[str] | None = None  # community tag names; the image must carry all of them
     search: str | None = None  # substring of prompt, username, model version or checkpoint name
+    # Full-text search (the FTS5 index of migration 2): every word must start a word of the
+    # prompt, username, model names or tag names ("red fox" matches "a red foxy hat").
+    text: str | None = None
     include_gone: bool = True
     created_after: str | None = None  # ISO text, inclusive
     created_before: str | None = None  # ISO text, exclusive
@@ -102,11 +106,19 @@ class ImageFilter:
         if self.only_tagged:
             conds.append(f"{t}.tag_state = 'done'")
         for name in self.tags or ():
+            # Driven by the tag (idx_tags_name, idx_image_tags_tag), not by every image.
             conds.append(
-                "EXISTS (SELECT 1 FROM image_tags it JOIN tags tg ON tg.id = it.tag_id"
-                f" WHERE it.image_id = {t}.id AND tg.name = ? COLLATE NOCASE)"
+                f"{t}.id IN (SELECT it.image_id FROM image_tags it JOIN tags tg ON tg.id = it.tag_id"
+                " WHERE tg.name = ? COLLATE NOCASE)"
             )
             params.append(name)
+        if self.text is not None and self.text.strip():
+            match = fts_query(self.text)
+            if match is None:
+                conds.append("0")
+            else:
+                conds.append(f"{t}.id IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?)")
+                params.append(match)
         if self.search:
             like = "%" + self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             cols = ("prompt", "username", "model_version_name", "checkpoint_name")
@@ -121,6 +133,25 @@ class ImageFilter:
             conds.append(f"{t}.created_at < ?")
             params.append(self.created_before)
         return (" AND ".join(conds) if conds else "1"), params
+
+
+def fts_query(text: str) -> str | None:
+    """The FTS5 MATCH expression for what a user typed: each word as a quoted prefix term, all
+    required. Quotes make every character literal (no FTS syntax injection); None when the text
+    holds no searchable word."""
+    terms = []
+    for word in text.split():
+        word = word.replace('"', '""')
+        if any(ch.isalnum() for ch in word):
+            terms.append(f'"{word}"*')
+    return " ".join(terms) if terms else None
+
+
+def without_fts(value: ImageFilter) -> ImageFilter:
+    """The same filter with `text` turned into a LIKE `search` (for a library without FTS5)."""
+    if not value.text:
+        return value
+    return replace(value, text=None, search=" ".join(value.text.split()))
 
 
 def order_clause(order_by: str = "id", descending: bool = False, table: str = "images") -> str:

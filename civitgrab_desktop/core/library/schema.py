@@ -6,7 +6,13 @@ The image id (CivitAI's) is the identity of an image, never its path.
 
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
+import logging
+import sqlite3
+from collections.abc import Callable
+
+LOG = logging.getLogger(__name__)
+
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 1: initial schema
     """
     CREATE TABLE images (
@@ -142,6 +148,93 @@ MIGRATIONS: list[str] = [
         UNIQUE (mode, identifier)
     );
     """,
+    # 2: migrate_2_gallery (below): FTS5 search index and the gallery's indexes
 ]
 
+# Full-text index of what the gallery's search box looks at: prompt, username, model names and
+# community tag names. A regular FTS5 table (it keeps its own copy of the text: this SQLite has no
+# contentless_delete, and tag names live in other tables), rowid = image id, kept in sync by
+# triggers. `models` holds the model version and checkpoint names; `tags` the image's tag names.
+FTS_TABLE = "images_fts"
+
+_FTS_TAGS_OF = (
+    "(SELECT group_concat(t.name, ' ') FROM image_tags it JOIN tags t ON t.id = it.tag_id"
+    " WHERE it.image_id = {image})"
+)
+_FTS_MODELS_OF = "COALESCE({row}.model_version_name, '') || ' ' || COALESCE({row}.checkpoint_name, '')"
+
+_GALLERY_INDEXES = """
+    -- Covering indexes for the gallery (downloaded images only) in each sort order: the id list
+    -- of 100,000 images comes from the index alone, without touching the wide rows.
+    CREATE INDEX IF NOT EXISTS idx_images_done_created   ON images(dl_state, created_at);
+    CREATE INDEX IF NOT EXISTS idx_images_done_reactions ON images(dl_state, reactions);
+    -- The database view sorts every row by download time.
+    CREATE INDEX IF NOT EXISTS idx_images_downloaded     ON images(downloaded_at);
+"""
+
+_FTS_SQL = f"""
+    CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(
+        prompt, username, models, tags,
+        tokenize = 'unicode61 remove_diacritics 2',
+        prefix = '2 3'
+    );
+    INSERT INTO {FTS_TABLE} (rowid, prompt, username, models, tags)
+        SELECT i.id, i.prompt, i.username, {_FTS_MODELS_OF.format(row="i")}, {_FTS_TAGS_OF.format(image="i.id")}
+        FROM images i;
+    CREATE TRIGGER images_fts_insert AFTER INSERT ON images BEGIN
+        INSERT INTO {FTS_TABLE} (rowid, prompt, username, models, tags)
+        VALUES (new.id, new.prompt, new.username, {_FTS_MODELS_OF.format(row="new")},
+                {_FTS_TAGS_OF.format(image="new.id")});
+    END;
+    CREATE TRIGGER images_fts_update AFTER UPDATE OF prompt, username, model_version_name, checkpoint_name ON images
+    WHEN old.prompt IS NOT new.prompt OR old.username IS NOT new.username
+         OR old.model_version_name IS NOT new.model_version_name OR old.checkpoint_name IS NOT new.checkpoint_name
+    BEGIN
+        UPDATE {FTS_TABLE} SET prompt = new.prompt, username = new.username,
+               models = {_FTS_MODELS_OF.format(row="new")}
+        WHERE rowid = new.id;
+    END;
+    CREATE TRIGGER images_fts_delete AFTER DELETE ON images BEGIN
+        DELETE FROM {FTS_TABLE} WHERE rowid = old.id;
+    END;
+    CREATE TRIGGER images_fts_tag_added AFTER INSERT ON image_tags BEGIN
+        UPDATE {FTS_TABLE} SET tags = {_FTS_TAGS_OF.format(image="new.image_id")} WHERE rowid = new.image_id;
+    END;
+    CREATE TRIGGER images_fts_tag_removed AFTER DELETE ON image_tags BEGIN
+        UPDATE {FTS_TABLE} SET tags = {_FTS_TAGS_OF.format(image="old.image_id")} WHERE rowid = old.image_id;
+    END;
+    CREATE TRIGGER images_fts_tag_renamed AFTER UPDATE OF name ON tags WHEN old.name IS NOT new.name BEGIN
+        UPDATE {FTS_TABLE} SET tags = {_FTS_TAGS_OF.format(image=f"{FTS_TABLE}.rowid")}
+        WHERE rowid IN (SELECT image_id FROM image_tags WHERE tag_id = new.id);
+    END;
+"""
+
+
+def fts5_available(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.__fts5_probe USING fts5(x)")
+        conn.execute("DROP TABLE temp.__fts5_probe")
+        return True
+    except sqlite3.Error:
+        return False
+
+
+def migrate_2_gallery(conn: sqlite3.Connection) -> None:
+    """Indexes for the gallery's filters and sort orders, and the FTS5 search index (skipped,
+    with a warning, on an SQLite built without FTS5: search then falls back to LIKE)."""
+    from civitgrab_desktop.core.library.db import split_sql
+
+    for statement in split_sql(_GALLERY_INDEXES):
+        conn.execute(statement)
+    if not fts5_available(conn):
+        LOG.warning("This SQLite has no FTS5; the gallery search will scan instead of using an index")
+        return
+    # split_sql keeps each trigger body whole (sqlite3.complete_statement knows BEGIN ... END)
+    for statement in split_sql(_FTS_SQL):
+        conn.execute(statement)
+
+
+MIGRATIONS.append(migrate_2_gallery)
+
 SCHEMA_VERSION = len(MIGRATIONS)
+

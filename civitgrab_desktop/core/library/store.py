@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from civitgrab_desktop.core.library.browsing import BrowsingOps
 from civitgrab_desktop.core.library.converting import ConvertingOps
+from civitgrab_desktop.core.library.deleting import DeletingOps
 from civitgrab_desktop.core.library.downloads import DownloadOps
 from civitgrab_desktop.core.library.jobs import JobOps
 from civitgrab_desktop.core.library.listing import ListingOps
@@ -32,7 +33,7 @@ __all__ = [
 
 
 class LibraryStore(
-    ListingOps, BrowsingOps, PathOps, DownloadOps, TaggingOps, ConvertingOps, JobOps, SavedQueryOps
+    ListingOps, BrowsingOps, PathOps, DownloadOps, TaggingOps, ConvertingOps, JobOps, SavedQueryOps, DeletingOps
 ):
     """`LibraryStore(path)` opens (creating and migrating) the library; `read_only=True` opens a
     query-only connection. See StoreBase for leases and timeouts."""
@@ -61,5 +62,10 @@ READ_METHODS = frozenset(
         "list_jobs",
         "list_queries",
         "get_query",
+        "has_fts",
+        "browse_ids",
+        "browse_rows",
+        "distinct_values",
+        "library_signature",
     }
 )
