@@ -98,7 +98,8 @@ class TerminalProgress:
             parts.append(f"{e.failed} failed")
         if e.skipped:
             parts.append(f"{e.skipped} skipped")
-        parts.append(human_bytes(e.bytes_done))
+        if e.bytes_done:
+            parts.append(human_bytes(e.bytes_done))
         if e.speed_bps:
             parts.append(f"{human_bytes(e.speed_bps)}/s")
         parts.append(f"ETA {human_duration(e.eta_s)}")

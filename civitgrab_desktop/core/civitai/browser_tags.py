@@ -269,7 +269,7 @@ class BrowserTagFetcher:
             await route.abort()
             return
         # The client's own rule for which URLs may carry the key (the API base and the site).
-        auth = self.client._headers(url, None)
+        auth = self.client.auth_headers(url)
         if auth:
             await route.continue_(headers={**request.headers, **auth})
         else:

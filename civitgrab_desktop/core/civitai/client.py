@@ -133,14 +133,18 @@ def _error_message(body: bytes) -> str:
 
 
 class HostThrottle:
-    """Adaptive spacing of request starts to one host (AIMD-like)."""
+    """Adaptive spacing of request starts to one host (AIMD-like).
 
-    def __init__(self, min_interval: float = 0.0, max_interval: float = 30.0):
+    Like TCP congestion control, the gap grows at most once per window of in-flight requests:
+    eight workers that all see the same burst of 429s double it once, not eight times."""
+
+    def __init__(self, min_interval: float = 0.0, max_interval: float = 10.0):
         self.min_interval = min_interval
         self.max_interval = max_interval
         self.interval = min_interval
         self._next_slot = 0.0
         self._paused_until = 0.0
+        self._last_increase = float("-inf")
         self._lock = asyncio.Lock()
 
     async def wait_turn(self) -> float:
@@ -161,10 +165,12 @@ class HostThrottle:
             self.interval = self.min_interval if shrunk < max(self.min_interval, 0.02) else shrunk
 
     def on_overload(self, retry_after: float | None) -> None:
-        self.interval = min(self.max_interval, max(self.interval * 2, 0.25, self.min_interval))
+        now = asyncio.get_running_loop().time()
+        if now - self._last_increase >= max(self.interval, 1.0):
+            self.interval = min(self.max_interval, max(self.interval * 2, 0.25, self.min_interval))
+            self._last_increase = now
         if retry_after:
-            loop = asyncio.get_running_loop()
-            self._paused_until = max(self._paused_until, loop.time() + retry_after)
+            self._paused_until = max(self._paused_until, now + retry_after)
 
     def paused_for(self) -> float:
         try:
@@ -262,11 +268,14 @@ class CivitaiClient:
 
     # -- one attempt -----------------------------------------------------------------------------
 
-    def _headers(self, url: str, extra: dict[str, str] | None) -> dict[str, str]:
-        headers = dict(extra or {})
+    def auth_headers(self, url: str) -> dict[str, str]:
+        """The Authorization header for `url`, when the key may go there (else empty)."""
         if self._api_key and self.policy.may_send_key(url):
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        return headers
+            return {"Authorization": f"Bearer {self._api_key}"}
+        return {}
+
+    def _headers(self, url: str, extra: dict[str, str] | None) -> dict[str, str]:
+        return {**(extra or {}), **self.auth_headers(url)}
 
     @contextlib.asynccontextmanager
     async def open(self, url: str, *, headers: dict[str, str] | None = None):
