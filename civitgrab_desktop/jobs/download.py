@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import errno
 import io
 import logging
 import os
@@ -40,6 +41,13 @@ MODE_NAMES = {1: "username", 2: "model", 3: "tag", 4: "modelVersion"}
 MODE_LABELS = {1: "username", 2: "model ID", 3: "tag", 4: "model version ID"}
 DEFAULT_CAP_THRESHOLD = 49_000
 DEFERRED_POLL_S = 0.5
+# A full disk (or quota) ends the job: every further item would be fetched only to fail.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+NOT_ATTEMPTED_DISK_FULL = "not attempted: the disk is full"
+
+
+class DiskFullError(Exception):
+    """The output folder's disk is full: the job ends (failed) instead of trying every item."""
 
 
 @dataclass
@@ -148,6 +156,7 @@ class DownloadJob(Job):
         self._seen_ids: set[int] = set()
         self._handled: set[int] = set()  # ids a worker already took (a page may list an id twice)
         self._site_base = urls.site_origin(client.api_base)
+        self._disk_full: str | None = None
         self.client.add_wait_listener(self._on_wait)
 
     # -- events ----------------------------------------------------------------------------------
@@ -188,8 +197,20 @@ class DownloadJob(Job):
             if isinstance(res, BaseException) and not isinstance(res, asyncio.CancelledError):
                 raise res
         await self._finish_deferred()
+        if self._disk_full:
+            raise DiskFullError(self._disk_full)
         if self.params.mode == 3:
             await self._write_tag_summaries()
+
+    async def checkpoint(self) -> None:
+        if self._disk_full:
+            raise DiskFullError(self._disk_full)
+        await super().checkpoint()
+
+    def raise_if_stopped(self) -> None:
+        if self._disk_full:
+            raise DiskFullError(self._disk_full)
+        super().raise_if_stopped()
 
     async def finish(self) -> None:
         self.client.remove_wait_listener(self._on_wait)
@@ -521,6 +542,9 @@ class DownloadJob(Job):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one bad item never ends the job
+                if isinstance(exc, DiskFullError):
+                    self.tally.skip(NOT_ATTEMPTED_DISK_FULL)
+                    continue
                 if self.stop_requested:
                     continue
                 LOG.exception("image %s failed", item.record.id)
@@ -596,6 +620,9 @@ class DownloadJob(Job):
             item.target.failed += 1
             self._unreserve(item)
             return
+        except OSError as exc:  # the .part could not be written: a local problem, not the network
+            await self._write_failed(item, exc)
+            return
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.library.release_claims(self.owner, image_id=record.id)
@@ -606,11 +633,7 @@ class DownloadJob(Job):
         except (OSError, PathTooLong, UnsafePathError) as exc:
             with contextlib.suppress(OSError):
                 part.unlink()
-            reason = f"could not write the file: {exc}"
-            await self.library.mark_download_failed(record.id, self.owner, reason)
-            self.tally.fail(str(record.id), reason)
-            item.target.failed += 1
-            self._unreserve(item)
+            await self._write_failed(item, exc)
             return
         unlinked = await self.library.mark_downloaded(
             record.id,
@@ -627,6 +650,16 @@ class DownloadJob(Job):
         if unlinked:
             await self._link_other_sources(record.id, final, unlinked)
 
+    async def _write_failed(self, item: WorkItem, exc: Exception) -> None:
+        reason = f"could not write the file: {exc}"
+        await self.library.mark_download_failed(item.record.id, self.owner, reason)
+        self.tally.fail(str(item.record.id), reason)
+        item.target.failed += 1
+        self._unreserve(item)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS and not self._disk_full:
+            self._disk_full = f"the disk holding {self.output_dir} is full; stopped (free some space and run again)"
+            self.message(self._disk_full, logging.ERROR)
+
     async def _adopt_final(self, item: WorkItem) -> bool:
         """A complete file under the image's final name is already in its folder, but the library
         does not say so: a run was killed between the rename and the library write. Record it
@@ -637,7 +670,11 @@ class DownloadJob(Job):
             return False
         path, media, size, digest = found
         record = item.record
-        await loop.run_in_executor(None, self._finish_found, path, record)
+        try:
+            await loop.run_in_executor(None, self._finish_found, path, record)
+        except OSError as exc:
+            await self._write_failed(item, exc)
+            return True
         unlinked = await self.library.mark_downloaded(
             record.id,
             self.owner,
