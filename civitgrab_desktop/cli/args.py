@@ -130,11 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     where = conv.add_mutually_exclusive_group()
     where.add_argument("--in-place", "--in_place", dest="in_place", action="store_true",
                        help="write the WebP next to the original and delete the original after verification")
-    where.add_argument("--dest", metavar="DIR", help="organized output folder (CivitAI_Browse/...)")
+    where.add_argument("--dest", metavar="DIR",
+                       help="folder that receives CivitAI_Browse/... (default: the download folder); "
+                       "originals are kept")
     vids = conv.add_mutually_exclusive_group()
-    vids.add_argument("--move-videos", "--move_videos", dest="videos", action="store_const", const="move")
-    vids.add_argument("--copy-videos", "--copy_videos", dest="videos", action="store_const", const="copy")
-    conv.add_argument("--phash-threshold", dest="phash_threshold", type=bounded_int(0, 64), default=None)
+    vids.add_argument("--move-videos", "--move_videos", dest="videos", action="store_const", const="move",
+                      help="move videos into the organized folder")
+    vids.add_argument("--copy-videos", "--copy_videos", dest="videos", action="store_const", const="copy",
+                      help="hard-link or copy videos into the organized folder (default)")
+    vids.add_argument("--no-videos", "--no_videos", dest="videos", action="store_const", const="none",
+                      help="leave videos where they are")
+    conv.add_argument("--phash-threshold", "--phash_threshold", dest="phash_threshold", type=bounded_int(0, 64),
+                      default=None, help="largest perceptual-hash distance accepted, 0-64 (default 4)")
     conv.add_argument("--pg13-nsfw", dest="pg13_is_nsfw", action="store_true", help="count PG-13 as NSFW")
     conv.add_argument("--username", help="only this user's images")
     conv.add_argument("--model-version", dest="model_version", help="only this model version name")

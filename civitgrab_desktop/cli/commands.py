@@ -79,6 +79,21 @@ async def _resume_tags(services: Services, library, job) -> int:
     return await _run_tags(services, library, params, job["id"])
 
 
+# -- convert -------------------------------------------------------------------------------------
+
+
+def cmd_convert(args, services: Services) -> int:
+    from civitgrab_desktop.cli.convert_cmd import run_convert
+
+    return run_convert(args, services)
+
+
+async def _resume_convert(services: Services, library, job) -> int:
+    from civitgrab_desktop.cli.convert_cmd import resume_convert
+
+    return await resume_convert(library, job)
+
+
 # -- export-csv ----------------------------------------------------------------------------------
 
 
@@ -271,7 +286,12 @@ async def _resume_download(services: Services, library, job: dict) -> int:
     return EXIT_OK if dl.all_on_disk else EXIT_FAILED
 
 
-RESUMERS = {"download": _resume_download, "update": _resume_download, "tags": _resume_tags}
+RESUMERS = {
+    "download": _resume_download,
+    "update": _resume_download,
+    "tags": _resume_tags,
+    "convert": _resume_convert,
+}
 
 
 def _print_json(data) -> None:

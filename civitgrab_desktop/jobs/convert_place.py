@@ -1,0 +1,147 @@
+"""File placement for the convert job (worker side): temp names, sidecars, finishing an in-place
+conversion, and putting videos into the organized layout.
+
+In place, other query folders may hold a hard link (or a copy) of the original. Each one is
+replaced by a link to the WebP under the WebP's name, so no folder loses the image; a file there
+that is not the original (different inode and content) is left alone and reported. The original
+itself is removed last, after the WebP was verified and every copy was replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+from civitgrab_desktop.core.media import files
+from civitgrab_desktop.core.media.sniff import SNIFF_BYTES, type_from_magic
+from civitgrab_desktop.core.media.verify import verify_media
+from civitgrab_desktop.core.organize import sidecars
+from civitgrab_desktop.jobs.convert_tasks import ItemFailed, ItemSkipped, TaskResult, VideoTask
+
+
+def temp_name(final: Path) -> Path:
+    """A hidden name next to `final`; never a final name, so a crash leaves no half file there."""
+    return final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
+
+
+def remove_stale_temps(final: Path) -> None:
+    """Temp files of `final` left by a killed run (we hold the claim: nobody else writes them)."""
+    with contextlib.suppress(OSError):
+        for stale in final.parent.glob(f".{final.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
+def link_over(src: Path, dst: Path) -> str:
+    """Make `dst` the same file as `src` (hard link, else a copy), replacing what is at `dst`
+    atomically. Returns "hardlink" or "copy"."""
+    tmp = temp_name(dst)
+    try:
+        try:
+            os.link(src, tmp)
+            how = "hardlink"
+        except OSError:
+            with open(src, "rb") as inp, open(tmp, "xb") as out:
+                shutil.copyfileobj(inp, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            shutil.copystat(src, tmp)
+            how = "copy"
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    files.fsync_dir(dst.parent)
+    return how
+
+
+def write_sidecar(media: Path, record: dict[str, Any], tags: list[dict[str, Any]], extra: dict | None) -> None:
+    """`<id>.json` next to `media`: the full API record, the tags, and what the converter adds."""
+    if record:
+        sidecars.write_json_sidecar(media.with_suffix(".json"), record, tags=tags, extra=extra)
+
+
+def _is_copy_of_original(path: Path, original: os.stat_result | None, sha256: str | None) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if original is not None and os.path.samestat(st, original):
+        return True
+    return bool(sha256) and files.sha256_file(path) == sha256
+
+
+def finish_in_place(task, original_stat: os.stat_result | None, final: Path, result: TaskResult,
+                    extra: dict | None) -> None:
+    """After the WebP is verified at `final`: replace every copy of the original in other query
+    folders with a link to it, then remove the original. Fills result.moved_paths."""
+    src = Path(task.src)
+    for copy in task.copies:
+        old = Path(copy)
+        new = old.with_name(final.name)
+        if old in (src, final) or new == final:
+            continue
+        if old.exists():
+            if not _is_copy_of_original(old, original_stat, task.sha256):
+                result.notes.append(f"image {task.image_id}: left {old} in place: it is not a copy of the original")
+                continue
+            link_over(final, new)
+            if new != old:
+                old.unlink()
+                files.fsync_dir(old.parent)
+            write_sidecar(new, task.record, task.tags, extra)
+        elif not new.exists():
+            continue  # that folder had lost the file already; nothing to point at
+        if new != old:
+            result.moved_paths[str(old)] = str(new)
+    if src != final and src.exists():
+        src.unlink()
+        files.fsync_dir(src.parent)
+    result.original_removed = True
+
+
+def place_video(task: VideoTask) -> TaskResult:
+    """Copy (hard link when possible) or move a video into the organized layout, with its sidecar.
+    The container is checked first (complete, playable structure); it is never transcoded."""
+    src = Path(task.src)
+    if not src.is_file():
+        raise ItemFailed(f"the video file is missing: {src}")
+    with open(src, "rb") as fh:
+        kind = type_from_magic(fh.read(SNIFF_BYTES))
+    if kind is None or not kind.is_video:
+        raise ItemSkipped(f"not a video file ({kind.mime if kind else 'unknown format'})")
+    check = verify_media(src, kind)
+    if not check.ok:
+        raise ItemFailed(f"the video is damaged: {check.reason}")
+    out_dir = Path(task.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dst = out_dir / f"{task.image_id}{src.suffix.lower() or kind.ext}"
+    size = src.stat().st_size
+    if dst == src:
+        how = "in place"
+    elif task.move:
+        how = _move(src, dst)
+    else:
+        remove_stale_temps(dst)
+        how = link_over(src, dst)
+    write_sidecar(dst, task.record, task.tags, None)
+    return TaskResult(
+        task.image_id, "converted", how=how, webp_path=str(dst), src_bytes=size, webp_bytes=size,
+        original_removed=task.move and dst != src,
+    )
+
+
+def _move(src: Path, dst: Path) -> str:
+    try:
+        os.replace(src, dst)
+    except OSError:  # another file system: copy, then remove the original
+        link_over(src, dst)
+        src.unlink()
+    files.fsync_dir(dst.parent)
+    files.fsync_dir(src.parent)
+    return "moved"

@@ -1,0 +1,65 @@
+"""What the convert job hands its worker processes and what they hand back (picklable)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ItemFailed(Exception):
+    """This item cannot be converted; the message is the reason recorded in the library."""
+
+
+class ItemSkipped(Exception):
+    """Not something the converter handles (never claimed again); the message says why."""
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    quality: int = 90
+    lossless: bool = False
+    method: int = 4  # libwebp's effort, cwebp's default
+    phash_threshold: int = 4
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    image_id: int
+    src: str
+    out_dir: str  # <id>.webp goes here (next to the original in place)
+    in_place: bool
+    options: EncodeOptions
+    info: dict[str, Any]  # exif_info_from_record(row): the record fields for the EXIF
+    tags: list[dict[str, Any]]  # API shape (upVotes, needsReview...)
+    record: dict[str, Any]  # the full API record, for the JSON sidecar
+    sha256: str | None = None  # of the original at download time
+    created_at: str | None = None
+    copies: tuple[str, ...] = ()  # in place: other query folders' links of the original
+
+
+@dataclass(frozen=True)
+class VideoTask:
+    image_id: int
+    src: str
+    out_dir: str
+    move: bool
+    tags: list[dict[str, Any]]
+    record: dict[str, Any]
+
+
+@dataclass
+class TaskResult:
+    image_id: int
+    status: str  # converted | failed | skipped
+    reason: str = ""
+    how: str = ""  # encoded | exif-only | adopted | hardlink | copy | moved
+    webp_path: str | None = None  # for a video: its path in the organized layout
+    src_phash: str | None = None
+    webp_phash: str | None = None
+    distance: int | None = None
+    src_bytes: int = 0
+    webp_bytes: int = 0
+    original_removed: bool = False
+    moved_paths: dict[str, str] = field(default_factory=dict)
+    exif_dropped: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)

@@ -1,0 +1,305 @@
+"""The convert job's per-item work, run in worker processes (plain functions and picklable
+dataclasses; no Qt, no library access: the job records what the worker reports).
+
+An image goes through: integrity check of the original (its SHA-256 against the one recorded at
+download), one decode, EXIF built from the record + tags (+ the source's own generation text),
+encode to a hidden temp file (fsynced), verification, rename to `<id>.webp`. Verification re-opens
+the temp file, decodes it in full, compares its dimensions and frame count with the source and its
+perceptual hash with the source's (threshold from the options). Nothing is deleted before that.
+
+WebP originals are not re-encoded (that would lose quality): their image chunks are copied byte
+for byte with our EXIF inserted, and the copy is verified the same way (plus: image chunks equal).
+Animations (GIF, APNG, animated WebP) stay animated (core.media.webp.convert_to_webp).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from civitgrab_desktop.core.media import files
+from civitgrab_desktop.core.media.exif import build_exif, embedded_parameters, read_exif
+from civitgrab_desktop.core.media.phash import hash_distance, phash_of
+from civitgrab_desktop.core.media.sniff import GIF, JPEG, PNG, SNIFF_BYTES, WEBP, type_from_magic
+from civitgrab_desktop.core.media.webp import WEBP_MAX_SIDE, _to_webp_mode, convert_to_webp
+from civitgrab_desktop.core.media.webp_riff import (
+    WebPFormatError,
+    build_webp,
+    image_chunks,
+    parse_chunks,
+    with_exif,
+)
+from civitgrab_desktop.jobs import convert_place as place
+from civitgrab_desktop.jobs.convert_tasks import (
+    EncodeOptions,
+    ImageTask,
+    ItemFailed,
+    ItemSkipped,
+    TaskResult,
+    VideoTask,
+)
+
+# phash looks at 32x32; box-reducing to >= 256 px first gives the same low frequencies ~5x faster.
+HASH_BASE = 256
+CONVERTIBLE = (JPEG, PNG, GIF, WEBP)
+_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class _Expected:
+    """What the verified WebP must show: the source's oriented size, frames and hash."""
+
+    size: tuple[int, int]
+    frames: int
+    src_hash: str
+
+
+# -- worker process setup ----------------------------------------------------------------------
+
+
+def init_worker(lifeline) -> None:
+    """Worker process initializer. Ctrl+C is the job's business (it stops gracefully). `lifeline`
+    is the read end of a pipe only the job process writes to: when that process dies (SIGKILL),
+    the read ends with EOF and the worker exits instead of finishing work nobody would record.
+    (A parent-pid check is not enough: a killed parent stays a zombie until it is reaped.)"""
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            lifeline.recv()  # nothing is ever sent
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+
+def run_task(task: ImageTask | VideoTask) -> TaskResult:
+    """Do one item; never raises for a problem with the item (it comes back as `failed`)."""
+    try:
+        if isinstance(task, VideoTask):
+            return place.place_video(task)
+        return convert_image(task)
+    except ItemFailed as exc:
+        return TaskResult(task.image_id, "failed", str(exc))
+    except ItemSkipped as exc:
+        return TaskResult(task.image_id, "skipped", str(exc))
+    except OSError as exc:
+        return TaskResult(task.image_id, "failed", f"file error: {exc}")
+    except Exception as exc:  # a hostile file must not end the job
+        return TaskResult(task.image_id, "failed", f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+# -- images ------------------------------------------------------------------------------------
+
+
+def convert_image(task: ImageTask) -> TaskResult:
+    src = Path(task.src)
+    out_dir = Path(task.out_dir)
+    final = out_dir / f"{task.image_id}.webp"
+    if not src.is_file():
+        if task.in_place and final.is_file():
+            return _adopt(task, final)
+        raise ItemFailed(f"the original file is missing: {src}")
+    original_stat = src.stat()  # before a WebP original is replaced under the same name
+    data = src.read_bytes()
+    if task.sha256 and hashlib.sha256(data).hexdigest() != task.sha256:
+        raise ItemFailed("the original changed since it was downloaded (SHA-256 differs); left as it is")
+    kind = type_from_magic(data[:SNIFF_BYTES])
+    if kind not in CONVERTIBLE:
+        raise ItemSkipped(f"not a JPG/PNG/GIF/WebP image ({kind.mime if kind else 'unknown format'})")
+    parameters = embedded_parameters(src)
+    built = build_exif(_info_with(task.info, parameters), task.tags)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    place.remove_stale_temps(final)
+    tmp = place.temp_name(final)
+    try:
+        if kind is WEBP:
+            expected = _embed_exif(data, tmp, built.data)
+        else:
+            expected = _encode(src, data, tmp, built.data, task.options)
+        webp_hash = verify_webp(tmp, expected, task.options.phash_threshold)
+        files.set_mtime(tmp, task.created_at)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    files.fsync_dir(out_dir)
+
+    result = TaskResult(
+        task.image_id,
+        "converted",
+        how="exif-only" if kind is WEBP else "encoded",
+        webp_path=str(final),
+        src_phash=expected.src_hash,
+        webp_phash=webp_hash,
+        distance=hash_distance(expected.src_hash, webp_hash),
+        src_bytes=len(data),
+        webp_bytes=final.stat().st_size,
+        exif_dropped=built.dropped,
+    )
+    extra = _sidecar_extra(src, parameters, built.dropped)
+    place.write_sidecar(final, task.record, task.tags, extra)
+    if task.in_place:
+        place.finish_in_place(task, original_stat, final, result, extra)
+    return result
+
+
+def _info_with(info: dict[str, Any], parameters: str | None) -> dict[str, Any]:
+    if not parameters:
+        return info
+    meta = dict(info.get("meta") or {})
+    meta.setdefault("parameters", parameters)
+    return {**info, "meta": meta}
+
+
+def _sidecar_extra(src: Path, parameters: str | None, dropped: tuple[str, ...]) -> dict[str, Any]:
+    about: dict[str, Any] = {"convertedFrom": src.name}
+    if parameters:
+        about["parameters"] = parameters  # the source file's own generation text
+    if dropped:
+        about["exifDropped"] = list(dropped)  # left out of the EXIF to fit; all here
+    return {"civitgrab": about}
+
+
+def _oriented(im: Image.Image) -> Image.Image:
+    # exif_transpose copies the whole image even when there is nothing to turn.
+    if im.getexif().get(_ORIENTATION, 1) not in (1, None):
+        return ImageOps.exif_transpose(im)
+    return im
+
+
+def _encode(src: Path, data: bytes, tmp: Path, exif: bytes, options: EncodeOptions) -> _Expected:
+    """Decode once, hash the picture the WebP must show, encode it into `tmp` (fsynced)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if max(im.size) > WEBP_MAX_SIDE:
+                raise ItemFailed(f"{im.width}x{im.height} is larger than WebP allows ({WEBP_MAX_SIDE} per side)")
+            if getattr(im, "is_animated", False) and getattr(im, "n_frames", 1) > 1:
+                frames, first_hash = im.n_frames, image_hash(im)
+                outcome = convert_to_webp(src, tmp, exif=exif, quality=options.quality,
+                                          lossless=options.lossless, method=options.method)
+                return _Expected((outcome.width, outcome.height), frames, first_hash)
+            icc = im.info.get("icc_profile") if im.mode != "CMYK" else None
+            still = _to_webp_mode(_oriented(im))
+            still.load()
+    except (ItemFailed, WebPFormatError):
+        raise
+    except Exception as exc:  # Pillow raises many types for a broken file
+        raise ItemFailed(f"cannot decode the original: {type(exc).__name__}: {exc}") from exc
+    expected = _Expected(still.size, 1, image_hash(still))
+    params: dict[str, Any] = {"quality": options.quality, "lossless": options.lossless,
+                              "method": options.method, "exif": exif}
+    if icc:
+        params["icc_profile"] = icc
+    with open(tmp, "xb") as fh:
+        still.save(fh, "WEBP", **params)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return expected
+
+
+def _embed_exif(data: bytes, tmp: Path, exif: bytes) -> _Expected:
+    """A WebP original: same image chunks, our EXIF. Verified against the original's decode."""
+    try:
+        chunks = parse_chunks(data)
+        new = build_webp(with_exif(chunks, exif))
+        with Image.open(io.BytesIO(data)) as im:
+            frames = getattr(im, "n_frames", 1)
+            expected = _Expected(im.size, frames, image_hash(im))
+    except Exception as exc:
+        raise ItemFailed(f"cannot read the original WebP: {type(exc).__name__}: {exc}") from exc
+    if image_chunks(parse_chunks(new)) != image_chunks(chunks):
+        raise ItemFailed("inserting the EXIF changed the image data")
+    with open(tmp, "xb") as fh:
+        fh.write(new)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return expected
+
+
+# -- verification ------------------------------------------------------------------------------
+
+
+def image_hash(im: Image.Image) -> str:
+    """pHash (16 hex digits) of the current frame, after flattening transparency onto white and
+    box-reducing to >= HASH_BASE px. Source and WebP are hashed the same way, so their distance
+    is meaningful; the reduction keeps exactly what phash looks at (the lowest frequencies)."""
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    elif im.mode not in ("RGB", "L"):
+        im = im.convert("RGB")
+    factor = min(im.size) // HASH_BASE
+    small = im.reduce(factor) if factor > 1 else im.copy()
+    small.info = {}  # already oriented: phash_of must not turn it again
+    return phash_of(small)
+
+
+def verify_webp(path: Path, expected: _Expected, threshold: int) -> str:
+    """Re-open the written WebP, decode every frame it has, compare size, frames and pHash.
+    Returns its hash; raises ItemFailed with the reason otherwise."""
+    try:
+        with Image.open(path) as im:
+            if im.format != "WEBP":
+                raise ItemFailed(f"verification failed: the output is {im.format}, not WebP")
+            if im.size != expected.size:
+                raise ItemFailed(
+                    f"verification failed: the WebP is {im.width}x{im.height}, "
+                    f"the original {expected.size[0]}x{expected.size[1]}"
+                )
+            frames = getattr(im, "n_frames", 1)
+            if frames != expected.frames:
+                raise ItemFailed(f"verification failed: {frames} frames, the original has {expected.frames}")
+            if frames > 1:
+                im.seek(frames - 1)
+                im.load()
+                im.seek(0)
+            im.load()
+            webp_hash = image_hash(im)
+    except ItemFailed:
+        raise
+    except Exception as exc:
+        raise ItemFailed(f"verification failed: the WebP cannot be decoded ({type(exc).__name__}: {exc})") from exc
+    distance = hash_distance(expected.src_hash, webp_hash)
+    if distance > threshold:
+        raise ItemFailed(
+            f"verification failed: perceptual hash distance {distance} is above the threshold {threshold}"
+        )
+    return webp_hash
+
+
+def _adopt(task: ImageTask, final: Path) -> TaskResult:
+    """In place, a run was killed after the original was removed but before the library heard of
+    it: the WebP was verified before that removal (nothing is removed earlier). Check it is ours
+    and decodes, then finish the bookkeeping instead of losing track of the image."""
+    try:
+        comment = read_exif(final).get("user_comment")
+        with Image.open(final) as im:
+            im.load()
+            webp_hash = image_hash(im)
+    except Exception as exc:
+        raise ItemFailed(f"the original is missing and {final.name} cannot be read ({exc})") from exc
+    if not isinstance(comment, dict) or comment.get("id") != task.image_id:
+        raise ItemFailed(f"the original is missing and {final.name} was not written by civitgrab for this image")
+    result = TaskResult(
+        task.image_id, "converted", how="adopted", webp_path=str(final), webp_phash=webp_hash,
+        webp_bytes=final.stat().st_size, original_removed=True,
+        notes=[f"image {task.image_id}: finished a conversion interrupted after the original was removed"],
+    )
+    place.write_sidecar(final, task.record, task.tags, None)
+    place.finish_in_place(task, None, final, result, None)
+    return result

@@ -1,0 +1,286 @@
+"""The convert job's worker functions: encode, verify, place; one item at a time, in-process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+from civitgrab_desktop.core.media.exif import read_exif
+from civitgrab_desktop.core.media.webp_riff import image_chunks, parse_chunks
+from civitgrab_desktop.jobs.convert_tasks import EncodeOptions, ImageTask, ItemFailed, TaskResult, VideoTask
+from civitgrab_desktop.jobs.convert_worker import _Expected, image_hash, run_task, verify_webp
+from tests.unit.test_media_samples import frames, photo
+
+MEDIA = Path(__file__).resolve().parents[1] / "fake_civitai" / "media"
+PROMPT = "a lighthouse on a cliff, sunset, 灯台"
+PARAMETERS = f"{PROMPT}\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, Seed: 42"
+TAGS = [
+    {"id": 5, "name": "lighthouse", "type": "Label", "score": 12, "upVotes": 3, "downVotes": 0,
+     "automated": True, "needsReview": False},
+    {"id": 7, "name": "sunset", "type": "Label", "score": 4, "upVotes": 1, "downVotes": 1,
+     "automated": False, "needsReview": True},
+]
+
+
+def record(image_id: int, **extra) -> dict:
+    return {"id": image_id, "url": f"https://image.civitai.com/x/{image_id}.jpeg", "username": "alice",
+            "createdAt": "2025-03-04T05:06:07.000Z", "nsfwLevel": 1,
+            "meta": {"prompt": PROMPT, "negativePrompt": "blurry", "seed": 42}, **extra}
+
+
+def task(src: Path, out: Path, image_id: int = 1, **kw) -> ImageTask:
+    rec = kw.pop("record", None) or record(image_id)
+    info = {"id": image_id, "username": "alice", "createdAt": rec["createdAt"], "nsfwLevel": 1,
+            "modelVersionName": "v1.0", "meta": rec["meta"]}
+    defaults = dict(image_id=image_id, src=str(src), out_dir=str(out), in_place=False, options=EncodeOptions(),
+                    info=info, tags=TAGS, record=rec, sha256=hashlib.sha256(src.read_bytes()).hexdigest(),
+                    created_at=rec["createdAt"])
+    defaults.update(kw)
+    return ImageTask(**defaults)
+
+
+def save(im: Image.Image, path: Path, fmt: str, **params) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, fmt, **params)
+    return path
+
+
+def no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob(".*.tmp")]
+
+
+def test_jpeg_becomes_a_verified_webp_with_exif_and_sidecar(tmp_path):
+    src = save(photo((320, 240)), tmp_path / "dl" / "1.jpeg", "JPEG", quality=92)
+    out = tmp_path / "out"
+    result = run_task(task(src, out))
+    assert result.status == "converted", result.reason
+    final = out / "1.webp"
+    assert result.webp_path == str(final) and result.how == "encoded"
+    with Image.open(final) as im:
+        assert im.format == "WEBP" and im.size == (320, 240)
+    assert result.distance is not None and result.distance <= 4
+    assert result.src_phash and result.webp_phash and result.webp_bytes == final.stat().st_size
+    exif = read_exif(final)
+    assert exif["description"] == PROMPT
+    assert exif["keywords"] == ["lighthouse", "sunset"]
+    assert exif["artist"] == "alice"
+    assert exif["datetime"] == "2025:03:04 05:06:07"
+    comment = exif["user_comment"]
+    assert comment["id"] == 1 and comment["meta"]["prompt"] == PROMPT
+    assert [(t["name"], t["score"]) for t in comment["tags"]] == [("lighthouse", 12), ("sunset", 4)]
+    sidecar = json.loads((out / "1.json").read_text())
+    assert sidecar["id"] == 1 and sidecar["tags"] == TAGS
+    assert sidecar["civitgrab"]["convertedFrom"] == "1.jpeg"
+    assert src.exists()  # dest mode keeps the original
+    assert abs(final.stat().st_mtime - 1741064767) < 2  # createdAt
+    assert no_temp_files(tmp_path)
+
+
+def test_png_parameters_are_kept_in_the_exif_meta(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", PARAMETERS)
+    src = save(photo((200, 200), seed=3), tmp_path / "2.png", "PNG", pnginfo=info)
+    result = run_task(task(src, tmp_path / "out", image_id=2))
+    assert result.status == "converted", result.reason
+    comment = read_exif(tmp_path / "out" / "2.webp")["user_comment"]
+    assert comment["meta"]["parameters"] == PARAMETERS
+    assert json.loads((tmp_path / "out" / "2.json").read_text())["civitgrab"]["parameters"] == PARAMETERS
+
+
+def test_webp_original_gets_exif_without_re_encoding(tmp_path):
+    src = save(photo((256, 160), seed=4), tmp_path / "3.webp", "WEBP", quality=70)
+    result = run_task(task(src, tmp_path / "out", image_id=3))
+    assert result.status == "converted" and result.how == "exif-only", result.reason
+    final = tmp_path / "out" / "3.webp"
+    assert image_chunks(parse_chunks(final.read_bytes())) == image_chunks(parse_chunks(src.read_bytes()))
+    assert result.distance == 0
+    assert read_exif(final)["keywords"] == ["lighthouse", "sunset"]
+
+
+def test_webp_original_in_place_is_replaced_by_the_same_picture_with_exif(tmp_path):
+    src = save(photo((256, 160), seed=4), tmp_path / "dl" / "3.webp", "WEBP", quality=70)
+    before = image_chunks(parse_chunks(src.read_bytes()))
+    result = run_task(task(src, src.parent, image_id=3, in_place=True))
+    assert result.status == "converted", result.reason
+    assert result.original_removed and result.webp_path == str(src)
+    assert image_chunks(parse_chunks(src.read_bytes())) == before
+    assert read_exif(src)["description"] == PROMPT
+
+
+def test_animated_gif_stays_animated(tmp_path):
+    first, *rest = frames(5)
+    src = tmp_path / "4.gif"
+    first.save(src, "GIF", save_all=True, append_images=rest, duration=80, loop=0)
+    result = run_task(task(src, tmp_path / "out", image_id=4))
+    assert result.status == "converted", result.reason
+    with Image.open(tmp_path / "out" / "4.webp") as im:
+        assert im.n_frames == 5
+
+
+def test_exif_orientation_is_applied_and_verified(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees
+    src = save(photo((300, 200), seed=5), tmp_path / "5.jpeg", "JPEG", exif=exif.tobytes())
+    result = run_task(task(src, tmp_path / "out", image_id=5))
+    assert result.status == "converted", result.reason
+    with Image.open(tmp_path / "out" / "5.webp") as im:
+        assert im.size == (200, 300)
+
+
+def test_transparent_and_cmyk_sources(tmp_path):
+    rgba = photo((128, 96), seed=6).convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize((128, 96)))
+    png = save(rgba, tmp_path / "6.png", "PNG")
+    cmyk = save(photo((128, 96), seed=7).convert("CMYK"), tmp_path / "7.jpeg", "JPEG")
+    for image_id, src in ((6, png), (7, cmyk)):
+        result = run_task(task(src, tmp_path / "out", image_id=image_id))
+        assert result.status == "converted", result.reason
+
+
+def test_changed_original_is_not_converted(tmp_path):
+    src = save(photo((128, 96)), tmp_path / "8.jpeg", "JPEG")
+    stale = task(src, tmp_path / "out", image_id=8, sha256=hashlib.sha256(b"what was downloaded").hexdigest())
+    result = run_task(stale)
+    assert result.status == "failed"
+    assert "changed since it was downloaded" in result.reason
+    assert not (tmp_path / "out" / "8.webp").exists() and src.exists()
+
+
+def test_truncated_original_fails_cleanly(tmp_path):
+    src = save(photo((320, 240)), tmp_path / "9.jpeg", "JPEG")
+    src.write_bytes(src.read_bytes()[:2000])
+    result = run_task(task(src, tmp_path / "out", image_id=9, sha256=None))
+    assert result.status == "failed" and "cannot decode the original" in result.reason
+    assert not (tmp_path / "out" / "9.webp").exists()
+    assert no_temp_files(tmp_path)
+
+
+def test_missing_original_and_non_images(tmp_path):
+    missing = run_task(replace(task(save(photo(), tmp_path / "10.jpeg", "JPEG"), tmp_path, image_id=10),
+                               src=str(tmp_path / "gone.jpeg")))
+    assert missing.status == "failed" and "missing" in missing.reason
+    text = tmp_path / "11.jpeg"
+    text.write_bytes(b"not an image at all")
+    other = run_task(task(text, tmp_path / "out", image_id=11))
+    assert other.status == "skipped" and "not a JPG/PNG/GIF/WebP" in other.reason
+
+
+def test_verification_rejects_another_picture_or_size(tmp_path):
+    path = save(photo((256, 192), seed=1), tmp_path / "a.webp", "WEBP", quality=90)
+    with Image.open(path) as im:
+        im.load()
+        own = image_hash(im)
+    assert verify_webp(path, _Expected((256, 192), 1, own), 0) == own
+    other = image_hash(Image.effect_mandelbrot((256, 192), (-2, -1.2, 1, 1.2), 60).convert("RGB"))
+    with pytest.raises(ItemFailed, match="perceptual hash distance"):
+        verify_webp(path, _Expected((256, 192), 1, other), 4)
+    with pytest.raises(ItemFailed, match="the WebP is 256x192, the original 512x384"):
+        verify_webp(path, _Expected((512, 384), 1, own), 4)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ItemFailed, match="cannot be decoded"):
+        verify_webp(path, _Expected((256, 192), 1, own), 4)
+
+
+def test_threshold_decides(tmp_path):
+    """Quality 1 with a threshold of 0 fails on a detailed picture; the original is kept."""
+    src = save(Image.effect_mandelbrot((256, 256), (-2, -1.5, 1, 1.5), 200).convert("RGB"),
+               tmp_path / "12.png", "PNG")
+    strict = replace(task(src, tmp_path / "out", image_id=12), options=EncodeOptions(quality=1, phash_threshold=0))
+    result = run_task(strict)
+    assert result.status == "failed" and "above the threshold 0" in result.reason
+    assert src.exists() and not (tmp_path / "out" / "12.webp").exists() and no_temp_files(tmp_path)
+
+
+def test_exif_overflow_keeps_tags_and_prompt_and_the_sidecar_keeps_everything(tmp_path):
+    huge = {"prompt": PROMPT, "workflow": "x" * 90_000}
+    rec = record(13, meta=huge)
+    src = save(photo((128, 96)), tmp_path / "13.jpeg", "JPEG")
+    result = run_task(task(src, tmp_path / "out", image_id=13, record=rec))
+    assert result.status == "converted", result.reason
+    assert "meta" in result.exif_dropped
+    exif = read_exif(tmp_path / "out" / "13.webp")
+    assert exif["description"] == PROMPT and exif["keywords"] == ["lighthouse", "sunset"]
+    assert "workflow" not in exif["user_comment"]["meta"]
+    sidecar = json.loads((tmp_path / "out" / "13.json").read_text())
+    assert sidecar["meta"]["workflow"] == "x" * 90_000
+    assert sidecar["civitgrab"]["exifDropped"] == list(result.exif_dropped)
+
+
+def test_in_place_replaces_every_copy_then_removes_the_original(tmp_path):
+    src = save(photo((160, 120)), tmp_path / "user" / "14.jpeg", "JPEG")
+    linked = tmp_path / "version" / "14.jpeg"
+    linked.parent.mkdir()
+    os.link(src, linked)
+    foreign = save(photo((160, 120), seed=9), tmp_path / "tag" / "14.jpeg", "JPEG")
+    result = run_task(task(src, src.parent, image_id=14, in_place=True, copies=(str(linked), str(foreign))))
+    assert result.status == "converted", result.reason
+    webp, linked_webp = src.with_suffix(".webp"), linked.with_suffix(".webp")
+    assert result.original_removed and not src.exists() and not linked.exists()
+    assert os.path.samefile(webp, linked_webp)
+    assert result.moved_paths == {str(linked): str(linked_webp)}
+    assert foreign.exists() and any("not a copy of the original" in n for n in result.notes)
+    assert json.loads((linked.parent / "14.json").read_text())["tags"] == TAGS
+
+
+def test_in_place_run_killed_after_the_removal_is_finished_not_lost(tmp_path):
+    src = save(photo((160, 120)), tmp_path / "user" / "15.jpeg", "JPEG")
+    t = task(src, src.parent, image_id=15, in_place=True)
+    assert run_task(t).status == "converted"
+    # The library never heard of it (killed): the rerun finds the WebP and no original.
+    again = run_task(t)
+    assert again.status == "converted" and again.how == "adopted" and again.original_removed
+    assert again.webp_phash and again.notes
+    other = replace(t, image_id=16, src=str(src.parent / "16.jpeg"))
+    (src.parent / "16.webp").write_bytes((src.parent / "15.webp").read_bytes())
+    refused = run_task(other)
+    assert refused.status == "failed" and "not written by civitgrab for this image" in refused.reason
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_videos_are_placed_with_their_sidecar(tmp_path, move):
+    src = tmp_path / "dl" / "20.mp4"
+    src.parent.mkdir()
+    src.write_bytes((MEDIA / "clip_64.mp4").read_bytes())
+    original = src.read_bytes()
+    result = run_task(VideoTask(20, str(src), str(tmp_path / "out"), move, TAGS, record(20, type="video")))
+    assert result.status == "converted", result.reason
+    placed = tmp_path / "out" / "20.mp4"
+    assert placed.read_bytes() == original and result.webp_path == str(placed)
+    assert result.original_removed == move and src.exists() == (not move)
+    if not move:
+        assert os.path.samefile(src, placed)
+    assert json.loads((tmp_path / "out" / "20.json").read_text())["tags"] == TAGS
+
+
+def test_damaged_video_is_not_placed(tmp_path):
+    src = tmp_path / "21.mp4"
+    src.write_bytes((MEDIA / "clip_64.mp4").read_bytes()[:900])
+    result = run_task(VideoTask(21, str(src), str(tmp_path / "out"), True, [], record(21)))
+    assert result.status == "failed" and "damaged" in result.reason and src.exists()
+
+
+def test_tasks_and_results_pickle(tmp_path):
+    src = save(photo(), tmp_path / "22.jpeg", "JPEG")
+    t = task(src, tmp_path, image_id=22)
+    assert pickle.loads(pickle.dumps(t)) == t
+    r = TaskResult(22, "converted", moved_paths={"a": "b"}, notes=["x"])
+    assert pickle.loads(pickle.dumps(r)) == r
+
+
+def test_runs_in_a_worker_process(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    from civitgrab_desktop.jobs.convert import pool_context
+    from civitgrab_desktop.jobs.convert_worker import init_worker
+
+    src = save(photo(), tmp_path / "23.jpeg", "JPEG")
+    with ProcessPoolExecutor(1, mp_context=pool_context(), initializer=init_worker, initargs=(os.getpid(),)) as pool:
+        result = pool.submit(run_task, task(src, tmp_path / "out", image_id=23)).result(timeout=120)
+    assert result.status == "converted", result.reason
