@@ -64,9 +64,10 @@ class PageSpec:
 
 def default_pages() -> list[PageSpec]:
     """The five pages, in sidebar order. Swap a factory to replace a page."""
+    from civitgrab_desktop.gui.gallery.page import gallery_page
     from civitgrab_desktop.gui.panels.convert import ConvertPage
+    from civitgrab_desktop.gui.panels.database import database_page
     from civitgrab_desktop.gui.panels.download import DownloadPage
-    from civitgrab_desktop.gui.panels.placeholder import database_page, gallery_page
     from civitgrab_desktop.gui.panels.tags import TagsPage
 
     return [

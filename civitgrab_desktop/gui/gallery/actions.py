@@ -1,0 +1,305 @@
+"""What the gallery and the database view do to an image: open it, show it in the file manager,
+copy its prompt, open its CivitAI page, fetch its tags now, convert it now, delete it.
+
+Deleting is careful: the library forgets the image first (refused while a job works on it), then
+only files that (a) the library pointed to or sit next to them as this image's sidecars, (b) are
+named after the image id, and (c) lie inside a folder the app knows (the download folder in the
+settings, the output folder of every download job and the destination of every convert job in the
+library) are removed. Anything else is left on disk and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+
+from civitgrab_desktop.core.civitai.urls import image_page_url
+from civitgrab_desktop.core.library.deleting import DeletedImage
+from civitgrab_desktop.core.library.owners import new_owner
+from civitgrab_desktop.core.organize import layouts
+
+LOG = logging.getLogger(__name__)
+
+BROWSE_ROOT = "CivitAI_Browse"
+
+
+# -- opening ----------------------------------------------------------------------------------------
+
+
+def open_file(path: str | None) -> bool:
+    if not path or not os.path.exists(path):
+        return False
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+
+
+def reveal_in_folder(path: str | None) -> bool:
+    """Show the file in the file manager (selected where the platform can), else its folder."""
+    if not path:
+        return False
+    target = Path(path)
+    if not target.exists():
+        target = target.parent
+        if not target.exists():
+            return False
+    try:
+        if sys.platform == "win32" and target.is_file():
+            subprocess.Popen(["explorer", "/select,", str(target)])  # noqa: S603,S607
+            return True
+        if sys.platform == "darwin" and target.is_file():
+            subprocess.Popen(["open", "-R", str(target)])  # noqa: S603,S607
+            return True
+    except OSError as exc:
+        LOG.debug("could not select %s in the file manager: %s", target, exc)
+    folder = target if target.is_dir() else target.parent
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+
+def copy_text(text: str) -> None:
+    QGuiApplication.clipboard().setText(text)
+
+
+def civitai_url(ctx, image_id: int) -> str:
+    """The image's page on the configured CivitAI site (civitai.com, .red or the API base)."""
+    return image_page_url(ctx.api_base, image_id)
+
+
+def open_on_civitai(ctx, image_id: int) -> bool:
+    return QDesktopServices.openUrl(QUrl(civitai_url(ctx, image_id)))
+
+
+# -- deleting ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileRemoval:
+    removed: list[str] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)  # (path, why it was left)
+
+
+async def known_roots(ctx, library) -> list[Path]:
+    """Folders whose files the app may delete: the configured download folder, and the output
+    folder / convert destination of every job the library remembers."""
+    roots: list[str] = []
+    configured = ctx.settings.get("output_dir")
+    if configured:
+        roots.append(configured)
+    roots.append(ctx.default_output_dir())
+    try:
+        jobs = [*await library.reader().list_jobs(kind="download"), *await library.reader().list_jobs(kind="convert")]
+    except Exception as exc:
+        LOG.warning("could not read the jobs for the known folders: %s", exc)
+        jobs = []
+    for job in jobs:
+        params = job.params or {}
+        for key in ("output_dir", "dest"):
+            value = params.get(key)
+            if isinstance(value, str) and value.strip():
+                roots.append(value)
+    result: list[Path] = []
+    for root in roots:
+        try:
+            path = Path(root).expanduser().resolve()
+        except (OSError, RuntimeError):
+            continue
+        if path.name == BROWSE_ROOT:
+            result.append(path)
+            path = path.parent
+        # never a filesystem root or the home folder itself
+        if path == Path(path.anchor) or path == Path.home().resolve():
+            continue
+        if path not in result:
+            result.append(path)
+    return result
+
+
+def _inside(path: Path, roots: Iterable[Path]) -> bool:
+    return any(path != root and path.is_relative_to(root) for root in roots)
+
+
+def files_to_remove(deleted: DeletedImage) -> list[Path]:
+    """The image's files and, next to each, its sidecars (`<id>.json`, `<id>_meta.txt`,
+    `<id>_no_meta.txt`)."""
+    paths: list[Path] = []
+    for text in deleted.files:
+        path = Path(text)
+        paths.append(path)
+        for name in (
+            layouts.json_sidecar_name(deleted.id),
+            layouts.meta_txt_name(deleted.id),
+            layouts.no_meta_txt_name(deleted.id),
+        ):
+            paths.append(path.with_name(name))
+    return list(dict.fromkeys(paths))
+
+
+def remove_files(deleted: Iterable[DeletedImage], roots: list[Path]) -> FileRemoval:
+    """Delete what the library pointed to, under the rules in the module docstring (runs in a
+    worker thread: plain file operations only)."""
+    outcome = FileRemoval()
+    for image in deleted:
+        prefix = str(image.id)
+        for path in files_to_remove(image):
+            if not path.exists() and not path.is_symlink():
+                continue
+            try:
+                resolved = path.parent.resolve() / path.name
+            except (OSError, RuntimeError) as exc:
+                outcome.kept.append((str(path), f"cannot resolve: {exc}"))
+                continue
+            stem = path.name.split(".", 1)[0]
+            if stem != prefix and not stem.startswith(prefix + "_"):
+                outcome.kept.append((str(path), "not named after the image"))
+                continue
+            if not _inside(resolved, roots):
+                outcome.kept.append((str(path), "outside the download and convert folders"))
+                continue
+            if path.is_dir() and not path.is_symlink():
+                outcome.kept.append((str(path), "a folder"))
+                continue
+            try:
+                path.unlink()
+                outcome.removed.append(str(path))
+            except OSError as exc:
+                outcome.kept.append((str(path), str(exc)))
+    return outcome
+
+
+# -- jobs on one image -----------------------------------------------------------------------------
+
+
+def _one_image_tags_job_class():
+    from civitgrab_desktop.jobs.tags import TagsJob
+
+    class OneImageTagsJob(TagsJob):
+        """A TagsJob limited to one image: it hands its workers that image instead of claiming
+        due images (the jobs have no id filter yet)."""
+
+        def __init__(self, *args: Any, image_id: int, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.target_id = int(image_id)
+            self._given = False
+
+        async def _estimate_total(self) -> int | None:
+            return 1
+
+        async def _claim_batch(self) -> None:
+            if self._given:
+                self._no_more = True
+                return
+            self._given = True
+            row = await self.library.image(self.target_id)
+            if row is None or row.dl_state != "done":
+                self._no_more = True
+                return
+            self.claimed += 1
+            self._buffer.append(row)
+
+    return OneImageTagsJob
+
+
+def _one_image_convert_job_class():
+    from civitgrab_desktop.jobs.convert import ConvertJob
+
+    class OneImageConvertJob(ConvertJob):
+        """A ConvertJob limited to one image (see OneImageTagsJob)."""
+
+        def __init__(self, *args: Any, image_id: int, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.target_id = int(image_id)
+            self._given = False
+
+        async def _count_due(self) -> int:
+            return 1
+
+        async def _claim_batch(self) -> bool:
+            if self._given:
+                self._exhausted = True
+                return False
+            self._given = True
+            row = await self.library.image(self.target_id)
+            if row is None or row.dl_state != "done" or row.cv_state == "done":
+                self._exhausted = True
+                return False
+            self._claimed += 1
+            self._queue.append(row)
+            return True
+
+    return OneImageConvertJob
+
+
+def tags_options(ctx) -> dict[str, Any]:
+    """The Tag Scraper page's method (or the settings'), one worker, this image only."""
+    options: dict[str, Any] = {
+        "method": ctx.settings.get("tag_method"),
+        "workers": 1,
+        "browser_path": ctx.settings.get("browser_path") or None,
+    }
+    return options
+
+
+async def fetch_tags_now(ctx, image_id: int, *, window=None):
+    """Start a tags job for one image; returns its JobHandle."""
+    from civitgrab_desktop.jobs.tags import TagsParams
+
+    page = window.pages.get("tags") if window is not None else None
+    options = tags_options(ctx)
+    if page is not None:
+        options["method"] = page.options_dict().get("method") or options["method"]
+    library = await ctx.library()
+    params = TagsParams.from_dict(options)
+    job_id = await library.create_job("tags", {**params.to_dict(), "image_ids": [image_id]}, owner=new_owner())
+    client = ctx.new_client(concurrency=1)
+    job = _one_image_tags_job_class()(library, client, params, job_id=job_id, image_id=image_id)
+
+    async def cleanup() -> None:
+        await client.close()
+
+    return ctx.jobs.start(job, kind="tags", title=f"Tags · image {image_id}", params=options, cleanup=cleanup)
+
+
+def convert_options(ctx, window=None) -> dict[str, Any]:
+    """The Converter page's options (destination, quality...), else the settings' defaults with
+    an organized copy into <download folder>/CivitAI_Browse."""
+    page = window.pages.get("convert") if window is not None else None
+    if page is not None and hasattr(page, "options_dict"):
+        try:
+            options = dict(page.options_dict())
+            if options.get("in_place") or options.get("dest"):
+                return options
+        except Exception:
+            pass
+    s = ctx.settings
+    return {
+        "quality": s.get("convert_quality"),
+        "lossless": s.get("convert_lossless"),
+        "phash_threshold": s.get("phash_threshold"),
+        "pg13_is_nsfw": s.get("pg13_is_nsfw"),
+        "in_place": False,
+        "dest": str(Path(ctx.default_output_dir()) / BROWSE_ROOT),
+        "videos": "copy",
+    }
+
+
+async def convert_now(ctx, image_id: int, options: dict[str, Any]):
+    """Start a convert job for one image with `options`; returns its JobHandle."""
+    from civitgrab_desktop.jobs.convert import ConvertParams
+
+    options = {**options, "workers": 1, "batch_size": 1, "limit": 1, "username": None, "model_version": None,
+               "source": None, "nsfw_class": None, "only_tagged": False}
+    params = ConvertParams.from_dict(options)
+    params.check()
+    library = await ctx.library()
+    job_id = await library.create_job("convert", {**params.to_dict(), "image_ids": [image_id]}, owner=new_owner())
+    job = _one_image_convert_job_class()(library, params, job_id=job_id, image_id=image_id)
+    where = "in place" if params.in_place else "to folder"
+    return ctx.jobs.start(job, kind="convert", title=f"WebP · image {image_id} · {where}", params=options,
+                          output_dir=options.get("dest"))

@@ -1,0 +1,435 @@
+"""The detail pane beside the grid: the image (scaled) or the playing video, its generation
+parameters, tags with scores, the queries that found it, its files, and the actions.
+
+Everything shown is read in one reader-thread call (row, tags, sources, conversion); a newer
+selection supersedes a slower older read.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from civitgrab_desktop.gui import icons
+from civitgrab_desktop.gui.gallery import actions
+from civitgrab_desktop.gui.gallery.flow import FlowLayout
+from civitgrab_desktop.gui.gallery.media_view import MediaView
+from civitgrab_desktop.gui.gallery.metadata import GenerationInfo, generation_info
+from civitgrab_desktop.gui.gallery.query import NSFW_COLOUR, nsfw_label
+from civitgrab_desktop.gui.util import human_bytes, spawn
+
+LOG = logging.getLogger(__name__)
+
+SOURCE_LABELS = {
+    "username": "User",
+    "model": "Model",
+    "modelVersion": "Model version",
+    "tag": "Tag",
+    "update": "Update",
+    "classic": "Imported",
+}
+
+
+@dataclass
+class Detail:
+    row: Any  # ImageRow
+    tags: list[dict[str, Any]]
+    sources: list[Any]  # SourceRow
+    conversion: Any  # ConversionRow | None
+    info: GenerationInfo
+
+
+def read_detail(store, image_id: int) -> Detail | None:
+    """Reader thread: everything the pane shows about one image."""
+    row = store.image(image_id)
+    if row is None:
+        return None
+    return Detail(
+        row=row,
+        tags=store.tags_of(image_id),
+        sources=store.sources_for(image_id),
+        conversion=store.conversion_of(image_id),
+        info=generation_info(row.meta, prompt=row.prompt),
+    )
+
+
+def _value_label(text: str = "", *, wrap: bool = True) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(wrap)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    return label
+
+
+def _section(title: str) -> QLabel:
+    label = QLabel(title)
+    label.setObjectName("SectionTitle")
+    label.setContentsMargins(0, 8, 0, 0)
+    return label
+
+
+def _chip(text: str, tip: str = "", tone: str = "") -> QLabel:
+    chip = QLabel(text)
+    chip.setObjectName("Chip")
+    if tone:
+        chip.setProperty("tone", tone)
+    if tip:
+        chip.setToolTip(tip)
+    return chip
+
+
+class DetailPane(QWidget):
+    openRequested = Signal(int)
+    revealRequested = Signal(int)
+    fetchTagsRequested = Signal(int)
+    convertRequested = Signal(int)
+    deleteRequested = Signal(int)
+    fullViewRequested = Signal(int)
+    closeRequested = Signal()
+    shown = Signal(int)  # an image's details were filled in
+
+    def __init__(self, ctx, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.ctx = ctx
+        self.setObjectName("DetailPane")
+        self.setMinimumWidth(300)
+        self.image_id: int | None = None
+        self.detail: Detail | None = None
+        self._token = 0
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer.addWidget(scroll)
+        body = QWidget()
+        body.setObjectName("DetailBody")
+        scroll.setWidget(body)
+        self.scroll = scroll
+        col = QVBoxLayout(body)
+        col.setContentsMargins(12, 4, 12, 12)
+        col.setSpacing(6)
+
+        head = QHBoxLayout()
+        self.title = QLabel("Nothing selected")
+        self.title.setObjectName("SectionTitle")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        head.addWidget(self.title, 1)
+        self.close_button = QToolButton()
+        icons.set_icon(self.close_button, "close")
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Hide the detail pane")
+        self.close_button.clicked.connect(self.closeRequested)
+        head.addWidget(self.close_button)
+        col.addLayout(head)
+
+        self.media = MediaView(self)
+        self.media.setMinimumHeight(220)
+        self.media.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.media.setFixedHeight(300)
+        col.addWidget(self.media)
+
+        self.chips_box = QWidget()
+        self.chips = FlowLayout(self.chips_box, spacing=5)
+        col.addWidget(self.chips_box)
+
+        actions_box = QWidget()
+        self.actions_flow = FlowLayout(actions_box, spacing=4)
+        self.buttons: dict[str, QToolButton] = {}
+        for key, text, icon, tip in (
+            ("open", "Open", "external", "Open the file in the default app (Enter in the grid shows it full size)"),
+            ("reveal", "Show in folder", "folder", "Show the file in the file manager"),
+            ("copy_prompt", "Copy prompt", "log", "Copy the prompt to the clipboard"),
+            ("civitai", "CivitAI page", "link", "Open the image's page on CivitAI"),
+            ("tags", "Fetch tags", "tag", "Fetch this image's community tags now"),
+            ("convert", "Convert", "convert", "Convert this image to WebP now (with the Converter page's options)"),
+            ("delete", "Delete", "trash", "Delete the file(s) and remove the image from the library"),
+        ):
+            button = QToolButton()
+            button.setText(text)
+            button.setToolTip(tip)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            icons.set_icon(button, icon)
+            button.setAutoRaise(False)
+            button.setEnabled(False)
+            self.actions_flow.addWidget(button)
+            self.buttons[key] = button
+        self.buttons["open"].clicked.connect(lambda: self._emit(self.openRequested))
+        self.buttons["reveal"].clicked.connect(lambda: self._emit(self.revealRequested))
+        self.buttons["copy_prompt"].clicked.connect(self.copy_prompt)
+        self.buttons["civitai"].clicked.connect(self.open_civitai)
+        self.buttons["tags"].clicked.connect(lambda: self._emit(self.fetchTagsRequested))
+        self.buttons["convert"].clicked.connect(lambda: self._emit(self.convertRequested))
+        self.buttons["delete"].clicked.connect(lambda: self._emit(self.deleteRequested))
+        col.addWidget(actions_box)
+
+        col.addWidget(_section("Prompt"))
+        self.prompt = _value_label()
+        col.addWidget(self.prompt)
+        self.negative_title = _section("Negative prompt")
+        col.addWidget(self.negative_title)
+        self.negative = _value_label()
+        self.negative.setObjectName("Muted")
+        col.addWidget(self.negative)
+
+        col.addWidget(_section("Generation"))
+        self.generation_form = QFormLayout()
+        self.generation_form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
+        self.generation_form.setHorizontalSpacing(12)
+        self.generation_form.setVerticalSpacing(3)
+        col.addLayout(self.generation_form)
+
+        col.addWidget(_section("Tags"))
+        self.tags_box = QWidget()
+        self.tags_flow = FlowLayout(self.tags_box, spacing=5)
+        col.addWidget(self.tags_box)
+        self.tags_note = QLabel("")
+        self.tags_note.setObjectName("Muted")
+        self.tags_note.setWordWrap(True)
+        col.addWidget(self.tags_note)
+
+        col.addWidget(_section("Found by"))
+        self.sources_label = _value_label()
+        col.addWidget(self.sources_label)
+
+        col.addWidget(_section("Files"))
+        self.files_form = QFormLayout()
+        self.files_form.setHorizontalSpacing(12)
+        self.files_form.setVerticalSpacing(3)
+        col.addLayout(self.files_form)
+        col.addStretch(1)
+        self.fields: dict[str, QLabel] = {}
+        self.clear()
+
+    # -- showing ----------------------------------------------------------------------------------
+
+    def clear(self, message: str = "Select an image to see its details.") -> None:
+        self._token += 1
+        self.image_id = None
+        self.detail = None
+        self.title.setText("Nothing selected")
+        self.media.clear(message)
+        self._fill_chips([])
+        self.prompt.setText("—")
+        self.negative.setText("")
+        self.negative_title.hide()
+        self.negative.hide()
+        _clear_form(self.generation_form)
+        _clear_form(self.files_form)
+        self.tags_flow.clear()
+        self.tags_note.setText("")
+        self.sources_label.setText("—")
+        self.fields = {}
+        for button in self.buttons.values():
+            button.setEnabled(False)
+
+    async def show_image(self, image_id: int, poster: QImage | None = None, *, play: bool = True) -> Detail | None:
+        """Read and show `image_id`; returns what was shown (None: not in the library)."""
+        self._token += 1
+        token = self._token
+        library = await self.ctx.library()
+        detail = await library.reader().run(read_detail, int(image_id))
+        if token != self._token:
+            return detail
+        if detail is None:
+            self.clear("This image is no longer in the library.")
+            return None
+        self._show(detail, poster, play=play)
+        return detail
+
+    def show_soon(self, image_id: int, poster: QImage | None = None) -> None:
+        spawn(self.show_image(image_id, poster), name="detail-show")
+
+    def _show(self, detail: Detail, poster: QImage | None, *, play: bool) -> None:
+        row = detail.row
+        self.image_id = row.id
+        self.detail = detail
+        kind = "Video" if row.is_video else "Image"
+        self.title.setText(f"{kind} #{row.id}")
+        path = row.path if row.path else (detail.conversion.webp_path if detail.conversion else None)
+        if row.is_video:
+            self.media.show_video(path, poster, autoplay=play)
+        else:
+            self.media.show_image(path, poster)
+
+        chips = [(_nsfw_chip(row.nsfw_level), "")]
+        if row.width and row.height:
+            chips.append((_chip(f"{row.width}×{row.height}"), ""))
+        chips.append((_chip("Tags fetched" if row.tag_state == "done" else
+                             ("Tag fetch failed" if row.tag_state == "failed" else "No tags yet"),
+                             row.tag_error or "", "success" if row.tag_state == "done" else
+                             ("danger" if row.tag_state == "failed" else "muted")), ""))
+        if row.cv_state == "done":
+            chips.append((_chip("WebP", "Converted to WebP", "success"), ""))
+        elif row.cv_state == "failed":
+            chips.append((_chip("Convert failed", row.cv_error or "", "danger"), ""))
+        if row.gone_at:
+            chips.append((_chip("Gone from CivitAI", f"Not listed since {row.gone_at[:10]}", "warning"), ""))
+        self._fill_chips([c for c, _ in chips])
+
+        info = detail.info
+        self.prompt.setText(info.prompt or "No prompt")
+        if info.negative_prompt:
+            self.negative.setText(info.negative_prompt)
+            self.negative_title.show()
+            self.negative.show()
+        else:
+            self.negative_title.hide()
+            self.negative.hide()
+
+        _clear_form(self.generation_form)
+        self.fields = {}
+        gen_rows: list[tuple[str, str]] = info.as_rows()
+        model = row.checkpoint_name or info.model
+        if model:
+            gen_rows.append(("Model", model))
+        if row.model_version_name:
+            gen_rows.append(("Version", row.model_version_name))
+        if row.base_model:
+            gen_rows.append(("Base model", row.base_model))
+        if info.loras:
+            gen_rows.append(("LoRAs", "\n".join(r.label() for r in info.loras)))
+        if info.embeddings:
+            gen_rows.append(("Embeddings", "\n".join(r.label() for r in info.embeddings)))
+        gen_rows.append(("User", row.username or "unknown"))
+        if row.created_at:
+            gen_rows.append(("Created", row.created_at.replace("T", " ")[:19]))
+        gen_rows.append(("Reactions", f"{row.reactions:,}"))
+        for label, value in gen_rows:
+            self._add_field(self.generation_form, label, value)
+
+        self.tags_flow.clear()
+        if detail.tags:
+            for tag in detail.tags:
+                tip = f"{tag['up_votes']} up, {tag['down_votes']} down"
+                if tag.get("type"):
+                    tip = f"{tag['type']} · {tip}"
+                if tag.get("automated"):
+                    tip += " · automated"
+                if tag.get("needs_review"):
+                    tip += " · needs review"
+                self.tags_flow.addWidget(_chip(f"{tag['name']}  {tag['score']}", tip))
+            self.tags_note.setText("")
+        elif row.tag_state == "done":
+            self.tags_note.setText("CivitAI lists no community tags for this image.")
+        elif row.tag_state == "failed":
+            self.tags_note.setText(f"Fetching the tags failed: {row.tag_error or 'unknown error'}")
+        else:
+            self.tags_note.setText("Tags not fetched yet — use “Fetch tags”.")
+
+        if detail.sources:
+            lines = []
+            for s in detail.sources:
+                kind_label = SOURCE_LABELS.get(s.target_type, s.target_type)
+                line = f"<b>{html.escape(kind_label)}</b> {html.escape(str(s.target_value))}"
+                if s.path and s.path != row.path:
+                    line += f"<br><span style='font-size:small'>{html.escape(s.path)}</span>"
+                lines.append(line)
+            self.sources_label.setTextFormat(Qt.TextFormat.RichText)
+            self.sources_label.setText("<br>".join(lines))
+        else:
+            self.sources_label.setTextFormat(Qt.TextFormat.PlainText)
+            self.sources_label.setText("No source recorded")
+
+        _clear_form(self.files_form)
+        self._add_field(self.files_form, "File", row.path or "not on disk")
+        if row.bytes:
+            self._add_field(self.files_form, "Size", f"{human_bytes(row.bytes)} · {row.mime or '?'}")
+        if row.downloaded_at:
+            self._add_field(self.files_form, "Downloaded", row.downloaded_at.replace("T", " ")[:19])
+        if detail.conversion is not None:
+            conv = detail.conversion
+            self._add_field(self.files_form, "WebP", conv.webp_path)
+            if conv.webp_bytes:
+                saved = f"{human_bytes(conv.webp_bytes)}"
+                if conv.src_bytes:
+                    saved += f" (was {human_bytes(conv.src_bytes)})"
+                self._add_field(self.files_form, "WebP size", saved)
+        self._add_field(self.files_form, "CivitAI", actions.civitai_url(self.ctx, row.id))
+
+        has_file = bool(path)
+        self.buttons["open"].setEnabled(has_file)
+        self.buttons["reveal"].setEnabled(has_file)
+        self.buttons["copy_prompt"].setEnabled(bool(info.prompt))
+        self.buttons["civitai"].setEnabled(True)
+        self.buttons["tags"].setEnabled(row.dl_state == "done")
+        self.buttons["convert"].setEnabled(row.dl_state == "done" and not row.is_video and row.cv_state != "done")
+        self.buttons["convert"].setToolTip(
+            "Videos are not converted" if row.is_video else
+            ("Already converted" if row.cv_state == "done" else "Convert this image to WebP now")
+        )
+        self.buttons["delete"].setEnabled(True)
+        self.shown.emit(row.id)
+
+    def _fill_chips(self, chips: list[QLabel]) -> None:
+        self.chips.clear()
+        for chip in chips:
+            self.chips.addWidget(chip)
+
+    def _add_field(self, form: QFormLayout, label: str, value: str) -> None:
+        name = QLabel(label)
+        name.setObjectName("Muted")
+        field = _value_label(value)
+        if label in ("File", "WebP"):
+            field.setWordWrap(True)
+            field.setText(value)
+        form.addRow(name, field)
+        self.fields[label] = field
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    def _emit(self, signal) -> None:
+        if self.image_id is not None:
+            signal.emit(self.image_id)
+
+    def copy_prompt(self) -> bool:
+        if self.detail is None or not self.detail.info.prompt:
+            return False
+        actions.copy_text(self.detail.info.prompt)
+        self.ctx.statusMessage.emit("Prompt copied to the clipboard.", 3000)
+        return True
+
+    def open_civitai(self) -> bool:
+        if self.image_id is None:
+            return False
+        return actions.open_on_civitai(self.ctx, self.image_id)
+
+    def close_media(self) -> None:
+        self.media.clear()
+
+
+def _nsfw_chip(level: int) -> QLabel:
+    text = nsfw_label(level)
+    chip = QLabel(text)
+    chip.setObjectName("NsfwChip")
+    colour = NSFW_COLOUR.get(int(level or 0), "#6b7080")
+    chip.setStyleSheet(
+        f"QLabel#NsfwChip {{ background: {colour}; color: #ffffff; border-radius: 9px; padding: 2px 9px;"
+        " font-size: 11px; font-weight: 600; }"
+    )
+    chip.setToolTip(f"NSFW level {level}")
+    return chip
+
+
+def _clear_form(form: QFormLayout) -> None:
+    while form.rowCount():
+        form.removeRow(0)
