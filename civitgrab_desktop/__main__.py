@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
+    if args.selftest:  # packaging check (civitgrab_desktop/selftest.py)
+        from civitgrab_desktop.selftest import run as selftest
+
+        return selftest(args)
     from civitgrab_desktop.app import run
 
     return run(args)
