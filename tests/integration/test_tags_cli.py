@@ -203,8 +203,10 @@ def test_limit_rerun_max_age_and_retag(workspace, fake_civitai):
         # The client backs a host off on every 429 (its adaptive politeness): rates like the ones a
         # busy service gives, not a storm that would slow the run to the 30 s ceiling.
         [FaultRule("429", where="trpc", rate=0.08, retry_after=0.2, seed=7), FaultRule("429-none", where="trpc", rate=0.04, seed=8)],
-        [FaultRule("500", where="trpc", rate=0.15, seed=9), FaultRule("502", where="trpc", rate=0.1, seed=10),
-         FaultRule("504", where="trpc", rate=0.1, seed=11), FaultRule("503", where="trpc", count=2)],
+        # About one request in six fails: with 6 attempts an image is lost with p ~ 2e-5, so a
+        # red run means the retry policy broke, not bad luck (a third failing gave p ~ 1e-3 each).
+        [FaultRule("500", where="trpc", rate=0.08, seed=9), FaultRule("502", where="trpc", rate=0.05, seed=10),
+         FaultRule("504", where="trpc", rate=0.05, seed=11), FaultRule("503", where="trpc", count=2)],
     ],
     ids=["429", "5xx"],
 )
