@@ -344,8 +344,10 @@ class TagsJob(Job):
         if row.cv_state == "done":
             conversion = await self.library.conversion_of(row.id)
             if conversion is not None and conversion.webp_path:
-                webp = conversion.webp_path
-                paths.append(webp)
+                paths.append(conversion.webp_path)
+                # A video placed in the organized layout has a sidecar there, but no EXIF.
+                if Path(conversion.webp_path).suffix.lower() == ".webp":
+                    webp = conversion.webp_path
         plan = TagFiles(row.id, list(dict.fromkeys(paths)), row.record or None, dicts, webp, exif_info_from_record(row))
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, write_tag_files, plan)

@@ -417,6 +417,25 @@ def test_converted_webp_gets_the_tags_in_its_exif(workspace, fake_civitai):
         assert_sidecar_tags(store, image_id)
 
 
+def test_videos_placed_by_the_converter_get_tags_in_their_sidecar_only(workspace, fake_civitai):
+    """Convert before tags: a video copied into CivitAI_Browse has a conversion row but no EXIF;
+    its tags go into the sidecar next to it, and the run is not a failure."""
+    download(workspace, "bob_art")
+    dest = workspace.root / "browse"
+    run = workspace.cli("convert", "--dest", str(dest))
+    assert run.returncode == 0, run.output
+    placed = sorted(p for p in (dest / "CivitAI_Browse" / "Videos").rglob("*") if p.suffix in (".mp4", ".webm"))
+    assert placed, "bob_art has videos"
+    before = {p: p.read_bytes() for p in placed}
+    run = workspace.cli("tags", "--method", "api")
+    assert run.returncode == 0, run.output
+    ds = fake_civitai.dataset
+    for video in placed:
+        assert video.read_bytes() == before[video], "a video must never be rewritten"
+        sidecar = json.loads((video.parent / f"{video.stem}.json").read_text(encoding="utf-8"))
+        assert {t["id"] for t in sidecar["tags"]} == {t["id"] for t in ds.expected_tags(int(video.stem))}
+
+
 # -- several processes, stop and resume ------------------------------------------------------------------
 
 
