@@ -2,8 +2,7 @@
 unknown users and tags (the service lists all models for an unknown tag), empty lists, absurd
 numbers, a read-only output folder. Each gets a clear message and the documented exit code (2 for
 bad input, 1 when something asked for is not found, 0 for a user who simply has no posts), no
-traceback, and nothing already on disk or
-in the library changes.
+traceback, and nothing already on disk or in the library changes.
 """
 
 from __future__ import annotations
