@@ -160,45 +160,95 @@ async def test_in_place_points_the_library_at_the_webp(setup):
         assert store.image(104).cv_state == "never" and paths[104].exists()
 
 
+def on_record(job: ConvertJob, action) -> None:
+    """Call `action(job, n)` right after the job recorded its n-th result (n = 1, 2...).
+
+    Not from a ProgressEvent: those are throttled to ten a second, and small test images convert
+    faster than that, so a whole run can finish before the first event with done >= 1."""
+    record = job._record
+    count = 0
+
+    async def recorded(result):
+        nonlocal count
+        await record(result)
+        count += 1
+        action(job, count)
+
+    job._record = recorded
+
+
 async def test_pause_then_resume_finishes(tmp_path):
     db = tmp_path / "library.sqlite3"
     add_images(db, tmp_path / "dl", [{"id": 200 + i} for i in range(12)])
     state = {"paused_at": None}
 
-    def control(job: ConvertJob) -> None:
-        def on_event(event):
-            if isinstance(event, ProgressEvent) and event.done >= 1 and state["paused_at"] is None:
-                job.pause()
-                state["paused_at"] = event.done
-                asyncio.get_running_loop().call_later(0.6, check_and_resume, job)
-
-        job.subscribe(on_event)
+    def pause_once(job: ConvertJob, n: int) -> None:
+        if state["paused_at"] is None:
+            job.pause()
+            state["paused_at"] = n
+            asyncio.get_running_loop().call_later(0.6, check_and_resume, job)
 
     def check_and_resume(job: ConvertJob) -> None:
+        state["state"] = job.state
         state["while_paused"] = job.tally.done
         with LibraryStore(db) as store:
             state["held"] = [i for i in range(200, 212) if store.image(i).cv_owner]
         job.resume()
 
-    job, summary = await run_job(db, ConvertParams(dest=str(tmp_path / "o"), workers=1, batch_size=4), control=control)
+    job, summary = await run_job(db, ConvertParams(dest=str(tmp_path / "o"), workers=1, batch_size=4),
+                                 control=lambda job: on_record(job, pause_once))
     assert job.state == JobState.DONE and summary["done"] == 12
-    assert state["paused_at"] is not None and state["while_paused"] < 12
+    assert state["paused_at"] == 1 and state["state"] == JobState.PAUSED
+    # A pause finishes what already runs in the pool (at most two with one worker), no more.
+    assert state["while_paused"] <= 3
     assert state["held"] == []  # a paused job holds no claims: another process may go on
+    with LibraryStore(db) as store:
+        assert {store.image(200 + i).cv_state for i in range(12)} == {"done"}
+
+
+async def _stop_then_rerun(tmp_path, control) -> tuple[ConvertJob, dict]:
+    db = tmp_path / "library.sqlite3"
+    ids = [300 + i for i in range(10)]
+    add_images(db, tmp_path / "dl", [{"id": i} for i in ids])
+    job, summary = await run_job(db, ConvertParams(dest=str(tmp_path / "o"), workers=1, batch_size=10), control=control)
+    assert job.state == JobState.STOPPED, summary
+    with LibraryStore(db) as store:
+        rows = [store.image(i) for i in ids]
+        first = {i: store.conversion_of(i).converted_at for i in ids if store.conversion_of(i)}
+    assert sum(r.cv_state == "done" for r in rows) == summary["done"] == len(first) < 10
+    assert all(r.cv_owner is None for r in rows)  # unstarted claims handed back
+    assert {r.cv_state for r in rows} <= {"done", "never"}
+    # A new run converts exactly the rest: nothing twice.
+    again, rest = await run_job(db, ConvertParams(dest=str(tmp_path / "o"), workers=1))
+    assert again.state == JobState.DONE and rest["done"] == 10 - summary["done"]
+    with LibraryStore(db) as store:
+        assert all(store.conversion_of(i).converted_at == at for i, at in first.items())
+        assert {store.image(i).cv_state for i in ids} == {"done"}
+    return job, summary
 
 
 async def test_stop_hands_back_unstarted_claims(tmp_path):
-    db = tmp_path / "library.sqlite3"
-    add_images(db, tmp_path / "dl", [{"id": 300 + i} for i in range(10)])
+    job, summary = await _stop_then_rerun(tmp_path, lambda job: on_record(job, lambda j, n: j.stop()))
+    # Stopped after the first result: only what was already running in the pool finished.
+    assert 1 <= summary["done"] <= 3
 
-    def control(job: ConvertJob) -> None:
-        job.subscribe(lambda e: job.stop() if isinstance(e, ProgressEvent) and e.done >= 1 else None)
 
-    job, summary = await run_job(db, ConvertParams(dest=str(tmp_path / "o"), workers=1, batch_size=10), control=control)
-    assert job.state == JobState.STOPPED
-    with LibraryStore(db) as store:
-        rows = [store.image(300 + i) for i in range(10)]
-    assert sum(r.cv_state == "done" for r in rows) == summary["done"] < 10
-    assert all(r.cv_owner is None for r in rows)
+async def test_stop_while_paused(tmp_path):
+    def pause_then_stop(job: ConvertJob, n: int) -> None:
+        if n == 1:
+            job.pause()
+            asyncio.get_running_loop().call_later(0.3, job.stop)
+
+    job, summary = await _stop_then_rerun(tmp_path, lambda job: on_record(job, pause_then_stop))
+    assert 1 <= summary["done"] <= 3
+
+
+async def test_stop_before_the_first_result(tmp_path):
+    def stop_at_start(job: ConvertJob) -> None:
+        job.subscribe(lambda e: job.stop() if isinstance(e, ProgressEvent) else None)
+
+    job, summary = await _stop_then_rerun(tmp_path, stop_at_start)
+    assert summary["done"] <= 2
 
 
 async def test_failures_are_recorded_and_reported(setup):
