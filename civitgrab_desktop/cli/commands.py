@@ -301,12 +301,9 @@ def _print_json(data) -> None:
 # -- saved queries and incremental update ---------------------------------------------------------
 
 
-def _query_label(q) -> str:
-    mode = {1: "username", 2: "model", 3: "tag", 4: "version"}.get(q["mode"], "?")
-    return f"{mode} {q['identifier']}"
-
-
 def cmd_queries(args, services: Services) -> int:
+    from civitgrab_desktop.jobs.update import query_label
+
     async def go() -> int:
         library = await services.open_library()
         try:
@@ -317,7 +314,7 @@ def cmd_queries(args, services: Services) -> int:
                 for q in queries:
                     state = "paused" if q["paused"] else "active"
                     last = q.get("last_run_at") or "never"
-                    print(f"{q['id']:>4}  {_query_label(q):<40} {state:<7} last run {last}")
+                    print(f"{q['id']:>4}  {query_label(q):<40} {state:<7} last run {last}")
                     if args.ids:
                         _print_json(q["options"])
                 return EXIT_OK
@@ -363,7 +360,7 @@ def _parse_options(pairs: list[str]) -> dict:
 
 
 def cmd_update(args, services: Services) -> int:
-    from civitgrab_desktop.jobs.download import DownloadJob, DownloadParams
+    from civitgrab_desktop.jobs.update import create_update_job, query_label, record_update
 
     stop_after = args.stop_after or services.settings.get("update_stop_after")
 
@@ -384,17 +381,11 @@ def cmd_update(args, services: Services) -> int:
                 print("No saved queries to update.")
                 return EXIT_OK
             for q in queries:
-                options = {k: v for k, v in q["options"].items() if k not in ("mode", "identifiers", "redownload")}
-                params = DownloadParams.from_dict({**options, "mode": q["mode"], "identifiers": [q["identifier"]]})
-                params.stop_after_known = stop_after
-                params.deep_scan = False
-                print(f"Checking {_query_label(q)} for new items…")
-                job_id = await library.create_job("update", {**params.to_dict(), "query_id": q["id"]})
-                job = DownloadJob(library, client, params, job_id=job_id, listener=TerminalProgress(quiet=True))
+                print(f"Checking {query_label(q)} for new items…")
+                job = await create_update_job(library, client, q, stop_after, listener=TerminalProgress(quiet=True))
                 summary = await run_job(job)
-                new = summary["done"]
-                print(f"  {_query_label(q)}: {new} new, {summary['failed']} failed")
-                await library.mark_query_run(q["id"], {"new": new, "failed": summary["failed"], "state": summary["state"]})
+                print(f"  {query_label(q)}: {summary['done']} new, {summary['failed']} failed")
+                await record_update(library, q["id"], summary)
                 if job.state.value == "stopped":
                     return EXIT_INTERRUPTED
                 if not job.all_on_disk:

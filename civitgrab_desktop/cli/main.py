@@ -112,9 +112,9 @@ async def _run_download(services: Services, params, args) -> int:
     )
     try:
         if not args.no_save:
-            for identifier in params.identifiers:
-                options = {k: v for k, v in params.to_dict().items() if k not in ("mode", "identifiers", "redownload")}
-                await library.save_query(params.mode, identifier, options)
+            from civitgrab_desktop.jobs.update import save_queries
+
+            await save_queries(library, params)
         job_id = await library.create_job("download", params.to_dict())
         job = DownloadJob(library, client, params, job_id=job_id, listener=TerminalProgress())
         summary = await run_job(job)

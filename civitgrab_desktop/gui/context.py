@@ -27,6 +27,7 @@ LOG = logging.getLogger(__name__)
 class AppContext(QObject):
     settingsChanged = Signal()
     statusMessage = Signal(str, int)  # text, milliseconds (0: until replaced)
+    queriesChanged = Signal()  # a download saved its queries
 
     def __init__(self, services: Services, *, api_base_overridden: bool = False, parent: QObject | None = None):
         super().__init__(parent)

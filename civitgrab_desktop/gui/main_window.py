@@ -270,6 +270,9 @@ class MainWindow(QMainWindow):
                                          "Resume every paused job"))
         jobs_menu.addAction(self._action("&Stop all", self.ctx.jobs.stop_all, None, "stop",
                                          "Stop every job; what is downloaded stays"))
+        jobs_menu.addSeparator()
+        jobs_menu.addAction(self._action("&Check saved queries for new", self.check_for_new, "Ctrl+U", "retry",
+                                         "Re-run every active saved query, newest first, stopping at known items"))
 
         help_menu = mb.addMenu("&Help")
         self.shortcuts_action = self._action("&Keyboard shortcuts", self.show_shortcuts, "F1", "keyboard",
@@ -288,6 +291,13 @@ class MainWindow(QMainWindow):
 
     def page(self, key: str) -> Page:
         return self.pages[key]
+
+    def check_for_new(self) -> None:
+        """Jobs → Check saved queries for new: show the Saved queries page and check them all."""
+        page = self.pages.get("queries")
+        if page is not None:
+            self.show_page("queries")
+            page.check_all()
 
     def current_page(self) -> Page:
         return self.stack.currentWidget()

@@ -62,8 +62,8 @@ async def test_pages_shortcuts_and_find(window):
     window.activateWindow()
     await asyncio.sleep(0.05)
     titles = [window.sidebar.item(i).text() for i in range(window.sidebar.count())]
-    assert titles == ["Browse & Download", "Tag Scraper", "Converter", "Gallery", "Database"]
-    for i in range(5):
+    assert titles == ["Browse & Download", "Tag Scraper", "Converter", "Gallery", "Database", "Saved queries"]
+    for i in range(6):
         window.page_actions[i].trigger()
         assert window.stack.currentIndex() == i
     QTest.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
@@ -78,6 +78,7 @@ async def test_pages_shortcuts_and_find(window):
     assert keys["Settings…"] == "Ctrl+,"
     assert keys["Keyboard shortcuts"] == "F1"
     assert keys["Find"] == "Ctrl+F"
+    assert keys["Check saved queries for new"] == "Ctrl+U"
     dialog = window.show_shortcuts()
     rows = dict(dialog.shortcut_texts())
     assert rows["Converter"] == "Ctrl+3" and rows["Quit"] == "Ctrl+Q" and rows["Keyboard shortcuts"] == "F1"

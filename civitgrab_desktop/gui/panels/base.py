@@ -63,11 +63,12 @@ class PageSpec:
 
 
 def default_pages() -> list[PageSpec]:
-    """The five pages, in sidebar order. Swap a factory to replace a page."""
+    """The pages, in sidebar order (Ctrl+1..6). Swap a factory to replace a page."""
     from civitgrab_desktop.gui.gallery.page import gallery_page
     from civitgrab_desktop.gui.panels.convert import ConvertPage
     from civitgrab_desktop.gui.panels.database import database_page
     from civitgrab_desktop.gui.panels.download import DownloadPage
+    from civitgrab_desktop.gui.panels.queries import QueriesPage
     from civitgrab_desktop.gui.panels.tags import TagsPage
 
     return [
@@ -76,4 +77,5 @@ def default_pages() -> list[PageSpec]:
         PageSpec("convert", "Converter", "convert", ConvertPage),
         PageSpec("gallery", "Gallery", "gallery", gallery_page),
         PageSpec("database", "Database", "database", database_page),
+        PageSpec("queries", "Saved queries", "retry", QueriesPage),
     ]

@@ -34,6 +34,7 @@ from civitgrab_desktop.gui.util import plural, spawn
 from civitgrab_desktop.gui.widgets.common import Card, FolderPicker, SegmentedControl, hint, section_title
 from civitgrab_desktop.gui.widgets.job_card import JobList
 from civitgrab_desktop.jobs.download import DownloadJob, DownloadParams
+from civitgrab_desktop.jobs.update import save_queries
 
 LOG = logging.getLogger(__name__)
 
@@ -429,12 +430,11 @@ class DownloadPage(Page):
         ctx = self.ctx
         library = await ctx.library()
         if job_id is None:
-            for identifier in params.identifiers:
-                options = {k: v for k, v in params.to_dict().items() if k not in ("mode", "identifiers", "redownload")}
-                try:
-                    await library.save_query(params.mode, identifier, options)
-                except Exception as exc:  # saving for `update` is a convenience
-                    LOG.warning("could not save query %s: %s", identifier, exc)
+            try:
+                await save_queries(library, params)
+                self.ctx.queriesChanged.emit()
+            except Exception as exc:  # saving for "Check for new" is a convenience
+                LOG.warning("could not save the queries of %s: %s", params.identifiers, exc)
             job_id = await library.create_job("download", params.to_dict(), owner=new_owner(), state="queued")
         else:  # resuming: this process owns the job now (so a crash marks it interrupted again)
             await library.update_job(job_id, owner=new_owner())

@@ -28,9 +28,9 @@ from civitgrab_desktop.gui.bridge import JobHandle, JobManager
 from civitgrab_desktop.gui.util import human_bytes, human_duration, open_folder, spawn
 from civitgrab_desktop.jobs.job import JobState, ProgressEvent
 
-KIND_ICON = {"download": "download", "tags": "tag", "convert": "convert"}
-KIND_LABEL = {"download": "Download", "tags": "Tags", "convert": "Convert"}
-DONE_WORD = {"download": "downloaded", "tags": "tagged", "convert": "converted"}
+KIND_ICON = {"download": "download", "tags": "tag", "convert": "convert", "update": "retry"}
+KIND_LABEL = {"download": "Download", "tags": "Tags", "convert": "Convert", "update": "Check for new"}
+DONE_WORD = {"download": "downloaded", "tags": "tagged", "convert": "converted", "update": "downloaded"}
 STATE_TEXT = {
     "queued": ("Queued", "muted"),
     "running": ("Running", None),
