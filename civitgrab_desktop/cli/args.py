@@ -64,12 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"civitgrab {__version__}")
     _global_options(parser, suppress=False)
     dl = parser.add_argument_group("download (classic flags)")
-    dl.add_argument("--mode", type=int, choices=(1, 2, 3, 4), help="1 username, 2 model ID, 3 tag, 4 model version ID")
+    dl.add_argument("--mode", type=int, choices=(1, 2, 3, 4, 5, 6),
+                    help="1 username, 2 model ID, 3 tag, 4 model version ID, 5 post ID, 6 image ID")
     dl.add_argument("--username", help="comma-separated usernames (mode 1)")
     dl.add_argument("--model_id", "--model-id", dest="model_id", help="comma-separated model IDs (mode 2)")
     dl.add_argument("--model_version_id", "--model-version-id", dest="model_version_id",
                     help="comma-separated model version IDs (mode 4)")
     dl.add_argument("--tags", help="comma-separated model tags (mode 3)")
+    dl.add_argument("--post_id", "--post-id", dest="post_id", help="comma-separated post IDs or post links (mode 5)")
+    dl.add_argument("--image_id", "--image-id", dest="image_id", help="comma-separated image IDs or image links (mode 6)")
     dl.add_argument("--disable_prompt_check", choices=("y", "n"), default=None,
                     help="mode 3: y = keep images whose prompt lacks the tag words (default n)")
     dl.add_argument("--quality", type=int, choices=(1, 2), default=None,

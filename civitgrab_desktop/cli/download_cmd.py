@@ -11,14 +11,16 @@ from civitgrab_desktop.core.civitai.rest import valid_username
 from civitgrab_desktop.core.civitai.urls import parse_pasted
 from civitgrab_desktop.jobs.download import DownloadParams
 
-MODE_FLAGS = {1: "username", 2: "model_id", 3: "tags", 4: "model_version_id"}
+MODE_FLAGS = {1: "username", 2: "model_id", 3: "tags", 4: "model_version_id", 5: "post_id", 6: "image_id"}
 MODE_PROMPTS = {
     1: "Enter username(s) (, separated): ",
     2: "Enter model ID(s) (numeric, , separated): ",
     3: "Enter tags (, separated): ",
     4: "Enter model version ID(s) (numeric, , separated): ",
+    5: "Enter post ID(s) or links (, separated): ",
+    6: "Enter image ID(s) or links (, separated): ",
 }
-MODE_NAMES = {1: "username", 2: "model ID", 3: "tag search", 4: "model version ID"}
+MODE_NAMES = {1: "username", 2: "model ID", 3: "tag search", 4: "model version ID", 5: "post ID", 6: "image ID"}
 # Flags that only make sense in some modes (the classic tool warned about the others).
 MODE_ONLY_FLAGS = {
     "disable_prompt_check": {3},
@@ -41,13 +43,14 @@ def normalize_identifiers(mode: int, values: list[str]) -> list[str]:
         pasted = parse_pasted(value)
         if pasted is not None:
             if pasted.mode != mode:
-                raise UsageError(f"{value} is a {pasted.kind} link, which does not fit {MODE_NAMES[mode]} mode")
+                hint = f" (use --mode {pasted.mode} --{MODE_FLAGS[pasted.mode]})" if pasted.mode in MODE_FLAGS else ""
+                raise UsageError(f"{value} is a {pasted.kind} link, which does not fit {MODE_NAMES[mode]} mode{hint}")
             value = pasted.identifier
         if mode == 1 and not valid_username(value):
             raise UsageError(
                 f"{value!r} is not a valid CivitAI username (letters, digits and underscores only)"
             )
-        if mode in (2, 4):
+        if mode in (2, 4, 5, 6):
             if not value.isdigit() or int(value) <= 0:
                 raise UsageError(f"{value!r} is not a numeric {MODE_NAMES[mode]}")
             value = str(int(value))
@@ -94,7 +97,8 @@ def complete_interactively(args: argparse.Namespace, *, full: bool, read: Callab
         args.quality = _ask("Choose image quality (1=SD resized JPEG, 2=HD original) [default: 2]: ", read, _int_in(1, 2), 2)
         args.redownload = _ask("Allow re-downloading tracked items? (1=Yes, 2=No) [default: 2]: ", read, _int_in(1, 2), 2)
     if args.mode is None:
-        args.mode = _ask("Choose mode (1=user, 2=model ID, 3=tag search, 4=model version ID): ", read, _int_in(1, 4))
+        args.mode = _ask("Choose mode (1=user, 2=model ID, 3=tag search, 4=model version ID, 5=post ID, 6=image ID): ",
+                         read, _int_in(1, 6))
     if full:
         args.semaphore_limit = _ask("Enter max concurrent downloads [default: 5]: ", read, _int_in(1, 20), 5)
     flag = MODE_FLAGS[args.mode]

@@ -143,7 +143,7 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
     if targets:
         w("Identifiers:\n")
         for t in targets:
-            label = {1: "username", 2: "model", 3: "tag", 4: "version"}.get(t["mode"], "?")
+            label = {1: "username", 2: "model", 3: "tag", 4: "version", 5: "post", 6: "image"}.get(t["mode"], "?")
             line = (
                 f"  {label} {t['identifier']}: {t['status']}"
                 + (f" ({t['reason']})" if t.get("reason") else "")

@@ -37,8 +37,8 @@ from civitgrab_desktop.jobs.job import Job, JobState, RateLimitedEvent
 
 LOG = logging.getLogger(__name__)
 
-MODE_NAMES = {1: "username", 2: "model", 3: "tag", 4: "modelVersion"}
-MODE_LABELS = {1: "username", 2: "model ID", 3: "tag", 4: "model version ID"}
+MODE_NAMES = {1: "username", 2: "model", 3: "tag", 4: "modelVersion", 5: "post", 6: "image"}
+MODE_LABELS = {1: "username", 2: "model ID", 3: "tag", 4: "model version ID", 5: "post", 6: "image"}
 DEFAULT_CAP_THRESHOLD = 49_000
 DEFERRED_POLL_S = 0.5
 # A full disk (or quota) ends the job: every further item would be fetched only to fail.
@@ -267,6 +267,9 @@ class DownloadJob(Job):
                 if self.params.deep_scan and mode == 1 and target.cap_hit:
                     await self._deep_scan(target)
                 await self._mark_disappeared(target)
+                if target.status == "pending" and not target.listed and mode in (5, 6):
+                    target.status, target.reason = "not found", f"no such {MODE_LABELS[mode]} (or it is not public)"
+                    self.message(f"{MODE_LABELS[mode]} {identifier}: not found", logging.WARNING)
                 if target.status == "pending":
                     target.status = "ok" if target.listed else "no items"
                     if not target.listed:
@@ -303,6 +306,10 @@ class DownloadJob(Job):
             base["type"] = "video"
         if target.mode == 1:
             return [Stream(f"user {target.identifier}", rest.listing_params(username=target.identifier, sort="Newest", **base))]
+        if target.mode == 5:
+            return [Stream(f"post {target.identifier}", rest.listing_params(postId=int(target.identifier), sort="Newest", **base))]
+        if target.mode == 6:
+            return [Stream(f"image {target.identifier}", rest.listing_params(imageId=int(target.identifier), **base))]
         if target.mode == 4:
             version = await rest.get_version(self.client, int(target.identifier))
             return [

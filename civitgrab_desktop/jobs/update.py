@@ -51,5 +51,5 @@ async def record_update(library, query_id: int, summary: dict[str, Any]) -> None
 
 
 def query_label(query) -> str:
-    mode = {1: "username", 2: "model", 3: "tag", 4: "version"}.get(query["mode"], "?")
+    mode = {1: "username", 2: "model", 3: "tag", 4: "version", 5: "post", 6: "image"}.get(query["mode"], "?")
     return f"{mode} {query['identifier']}"

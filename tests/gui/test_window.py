@@ -36,9 +36,11 @@ def test_rewrite_pasted_links(mode, text, want_mode, want_text):
     assert (got_mode, got_text) == (want_mode, want_text)
 
 
-def test_rewrite_pasted_explains_what_it_cannot_use():
+def test_rewrite_pasted_switches_the_mode_or_explains():
     mode, text, note = rewrite_pasted(1, "https://civitai.com/images/123")
-    assert mode == 1 and "single image" in note
+    assert (mode, text) == (6, "123")  # an image link switches to image mode
+    mode, text, note = rewrite_pasted(2, "https://civitai.red/posts/800030")
+    assert (mode, text) == (5, "800030")
     mode, text, note = rewrite_pasted(1, "https://civitai.com/images?tags=5169")
     assert mode == 3 and "tag's name" in note
     mode, text, note = rewrite_pasted(1, "https://civitai.com/user/alice, https://civitai.com/models/5")

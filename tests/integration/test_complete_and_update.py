@@ -100,3 +100,22 @@ def test_urls_are_accepted_as_identifiers(workspace):
     assert (workspace.downloads / "Model_Version_ID_Search" / "modelVersion_2003").is_dir()
     bad = workspace.cli("--mode", "2", "--model_id", "https://civitai.com/user/alice")
     assert bad.returncode == 2 and "does not fit" in bad.stderr
+
+
+def test_post_and_image_links_download_what_they_point_at(workspace, fake_civitai):
+    ds = fake_civitai.dataset
+    alice = ds.images_for_user("alice")
+    post_id = alice[0].post_id
+    in_post = {i.id for i in alice if i.post_id == post_id}
+    run = workspace.cli("--mode", "5", "--post_id", f"https://civitai.com/posts/{post_id}")
+    assert run.returncode == 0, run.output
+    folder = workspace.downloads / "Post_ID_Search" / f"post_{post_id}"
+    assert {int(p.stem) for p in folder.rglob("*") if p.suffix in (".png", ".jpeg", ".webp", ".mp4", ".webm")} == in_post
+    single = alice[-1].id
+    run = workspace.cli("--mode", "6", "--image_id", f"https://civitai.red/images/{single}, 999999999")
+    assert run.returncode == 1, run.output  # one of the two does not exist
+    assert "Not found: 999999999" in run.stdout
+    assert [int(p.stem) for p in (workspace.downloads / "Image_ID_Search").rglob("*")
+            if p.suffix in (".png", ".jpeg", ".webp", ".mp4", ".webm")] == [single]
+    hint = workspace.cli("--mode", "1", "--username", f"https://civitai.com/posts/{post_id}")
+    assert hint.returncode == 2 and "--mode 5 --post_id" in hint.stderr

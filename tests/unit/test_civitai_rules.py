@@ -88,7 +88,9 @@ class TestUrls:
             ("https://civitai.com/models/123/some-name?modelVersionId=456", 4, "456"),
             ("civitai.com/models/77", 2, "77"),
             ("https://civitai.com/tag/sci-fi", 3, "sci-fi"),
-            ("https://civitai.com/images/99", 0, "99"),
+            ("https://civitai.com/images/99", 6, "99"),
+            ("https://civitai.red/videos/98", 6, "98"),
+            ("https://civitai.com/posts/800030", 5, "800030"),
         ],
     )
     def test_pasted_links(self, text, mode, ident):

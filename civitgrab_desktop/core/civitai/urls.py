@@ -99,7 +99,7 @@ def _params_index(segments: list[str]) -> int | None:
 class PastedTarget:
     """What a pasted CivitAI URL (or bare identifier) asks for."""
 
-    mode: int  # 1 username, 2 model, 3 tag, 4 model version; 0 = single image / post (no mode)
+    mode: int  # 1 username, 2 model, 3 tag, 4 model version, 5 post, 6 image; 0 = no download mode
     identifier: str
     kind: str  # username | model | tag | modelVersion | image | post | tagId
 
@@ -125,9 +125,9 @@ def parse_pasted(text: str) -> PastedTarget | None:
             return PastedTarget(4, version, "modelVersion")
         return PastedTarget(2, path[1], "model")
     if len(path) >= 2 and path[0] in ("images", "videos") and path[1].isdigit():
-        return PastedTarget(0, path[1], "image")
+        return PastedTarget(6, path[1], "image")
     if len(path) >= 2 and path[0] == "posts" and path[1].isdigit():
-        return PastedTarget(0, path[1], "post")
+        return PastedTarget(5, path[1], "post")
     if len(path) >= 2 and path[0] == "tag":
         from urllib.parse import unquote
 

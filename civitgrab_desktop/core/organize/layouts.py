@@ -43,9 +43,11 @@ CLASSIC_ROOTS = {
     "model": "Model_ID_Search",
     "model_version": "Model_Version_ID_Search",
     "tag": "Model_Tag_Search",
+    "post": "Post_ID_Search",  # modes 5 and 6 are civitgrab's own (from pasted post / image links)
+    "image": "Image_ID_Search",
 }
-# The seed's `--mode` numbers.
-SEED_MODES = {1: "username", 2: "model", 3: "tag", 4: "model_version"}
+# The seed's `--mode` numbers, and ours after them.
+SEED_MODES = {1: "username", 2: "model", 3: "tag", 4: "model_version", 5: "post", 6: "image"}
 
 BROWSE_ROOT = "CivitAI_Browse"
 UNKNOWN_MODEL = "unknown_model"
@@ -64,7 +66,7 @@ def classic_mode(mode: str | int) -> str:
             return SEED_MODES[int(key)]
         if key in CLASSIC_ROOTS:
             return key
-    raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(CLASSIC_ROOTS)} or 1-4")
+    raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(CLASSIC_ROOTS)} or 1-6")
 
 
 def _positive_id(value: Any, what: str) -> int:
@@ -104,6 +106,11 @@ def identifier_components(mode: str | int, identifier: Any, *, model_id: Any = N
         return [root, f"model_{_positive_id(identifier, 'model id')}"]
     if mode == "model_version":
         return [root, f"modelVersion_{_positive_id(identifier, 'model version id')}"]
+    if mode == "post":
+        return [root, f"post_{_positive_id(identifier, 'post id')}"]
+    if mode == "image":
+        _positive_id(identifier, "image id")
+        return [root]
     if model_id is None:
         raise ValueError("tag mode needs the model_id of the model the image came from")
     return [root, tag_folder_name(identifier), f"model_{_positive_id(model_id, 'model id')}"]

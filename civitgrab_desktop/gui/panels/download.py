@@ -39,18 +39,22 @@ from civitgrab_desktop.jobs.update import save_queries
 LOG = logging.getLogger(__name__)
 
 MODES = [
-    (1, "Username", "Everything one or more users posted"),
-    (2, "Model ID", "Every image posted on a model's versions"),
+    (1, "User", "Everything one or more users posted"),
+    (2, "Model", "Every image posted on a model's versions (model IDs)"),
     (3, "Tag", "Images of the models that carry a tag"),
-    (4, "Version ID", "Images posted on one model version"),
+    (4, "Version", "Images posted on one model version (version IDs)"),
+    (5, "Post", "The images and videos of one post (post IDs)"),
+    (6, "Image", "Single images or videos (image IDs)"),
 ]
-MODE_NAMES = {1: "username", 2: "model ID", 3: "tag", 4: "model version ID"}
-TITLE_PREFIX = {1: "user", 2: "model", 3: "tag", 4: "version"}
+MODE_NAMES = {1: "username", 2: "model ID", 3: "tag", 4: "model version ID", 5: "post ID", 6: "image ID"}
+TITLE_PREFIX = {1: "user", 2: "model", 3: "tag", 4: "version", 5: "post", 6: "image"}
 PLACEHOLDERS = {
     1: "e.g. alice, bob_art — or paste a civitai.com/user/… link",
     2: "e.g. 4201, 133005 — or paste a civitai.com/models/… link",
     3: "e.g. anime, sci-fi — or paste a civitai.com/tag/… link",
     4: "e.g. 130072 — or paste a link with ?modelVersionId=…",
+    5: "e.g. 800030 — or paste a civitai.com/posts/… link",
+    6: "e.g. 7001699 — or paste a civitai.com/images/… link",
 }
 NSFW_OPTIONS = [
     ("none", "None — safe images only (PG)"),
@@ -83,7 +87,7 @@ def validate_identifiers(mode: int, text: str) -> list[str]:
             value = target.identifier
         if mode == 1 and not valid_username(value):
             raise InputError(f"“{value}” is not a valid CivitAI username (letters, digits, - and _ only)")
-        if mode in (2, 4):
+        if mode in (2, 4, 5, 6):
             if not value.isdigit() or int(value) <= 0:
                 raise InputError(f"“{value}” is not a numeric {MODE_NAMES[mode]}")
             value = str(int(value))
@@ -134,7 +138,7 @@ def rewrite_pasted(current_mode: int, text: str) -> tuple[int, str, str]:
             found.append((3, target.identifier))
             continue
         if target.mode == 0:
-            notes.append(f"A single {target.kind} link can't be downloaded as a query; paste a user, model or tag link.")
+            notes.append(f"That {target.kind} link can't be downloaded; paste a user, model, tag, post or image link.")
             continue
         found.append((target.mode, target.identifier))
     if found:

@@ -44,7 +44,7 @@ from civitgrab_desktop.jobs.update import create_update_job, query_label, record
 LOG = logging.getLogger(__name__)
 
 COLUMNS = ("Query", "Options", "Status", "Last checked", "Last result")
-MODE_WORD = {1: "User", 2: "Model", 3: "Tag", 4: "Version"}
+MODE_WORD = {1: "User", 2: "Model", 3: "Tag", 4: "Version", 5: "Post", 6: "Image"}
 NSFW_SHORT = {"none": "SFW only", "soft": "up to PG-13", "mature": "up to R", "x": "all levels"}
 HOUR_MS = 3_600_000
 
