@@ -328,10 +328,11 @@ def worker_convert(src: str, dst: str) -> dict[str, Any]:
 
 
 def pool_context():
-    import multiprocessing
+    """The converter's own worker context (start method and forkserver preload), so the self-test
+    starts workers exactly the way a conversion does."""
+    from civitgrab_desktop.jobs.convert import pool_context as converter_context
 
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return converter_context()
 
 
 # -- checks with Qt --------------------------------------------------------------------------------
