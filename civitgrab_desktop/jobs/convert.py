@@ -347,7 +347,7 @@ class ConvertJob(Job):
             return None
         tags = api_tags(await self.library.tags_of(row.id))
         if row.is_video:
-            return VideoTask(row.id, row.path, str(out_dir), p.videos == "move", tags, row.record)
+            return VideoTask(row.id, row.path, str(out_dir), p.videos == "move", tags, row.record, row.sha256)
         copies: tuple[str, ...] = ()
         if p.in_place:
             sources = await self.library.sources_for(row.id)

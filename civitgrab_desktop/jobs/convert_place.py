@@ -29,16 +29,24 @@ def temp_name(final: Path) -> Path:
 
 
 def remove_stale_temps(final: Path) -> None:
-    """Temp files of `final` left by a killed run (we hold the claim: nobody else writes them)."""
-    with contextlib.suppress(OSError):
-        for stale in final.parent.glob(f".{final.name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
+    """Temp files of `final` and of its `.json` sidecar left by a killed run (we hold the claim:
+    nobody else writes them). Hidden names, never final ones: only space is at stake."""
+    for name in (final.name, final.with_suffix(".json").name):
+        with contextlib.suppress(OSError):
+            for stale in final.parent.glob(f".{glob_escape(name)}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def link_over(src: Path, dst: Path) -> str:
     """Make `dst` the same file as `src` (hard link, else a copy), replacing what is at `dst`
     atomically. Returns "hardlink" or "copy"."""
+    if _same_file(src, dst):  # a killed run got this far already
+        return "hardlink"
     tmp = temp_name(dst)
     try:
         try:
@@ -52,12 +60,20 @@ def link_over(src: Path, dst: Path) -> str:
             shutil.copystat(src, tmp)
             how = "copy"
         os.replace(tmp, dst)
-    except BaseException:
+    finally:
+        # rename() of a hard link onto another link of the same file does nothing and succeeds:
+        # the temp link would stay. After a real rename the temp name is gone already.
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise
     files.fsync_dir(dst.parent)
     return how
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def write_sidecar(media: Path, record: dict[str, Any], tags: list[dict[str, Any]], extra: dict | None) -> None:
@@ -90,6 +106,7 @@ def finish_in_place(task, original_stat: os.stat_result | None, final: Path, res
             if not _is_copy_of_original(old, original_stat, task.sha256):
                 result.notes.append(f"image {task.image_id}: left {old} in place: it is not a copy of the original")
                 continue
+            remove_stale_temps(new)
             link_over(final, new)
             if new != old:
                 old.unlink()
@@ -110,6 +127,9 @@ def place_video(task: VideoTask) -> TaskResult:
     The container is checked first (complete, playable structure); it is never transcoded."""
     src = Path(task.src)
     if not src.is_file():
+        moved = _moved_before(task)
+        if moved is not None:
+            return moved
         raise ItemFailed(f"the video file is missing: {src}")
     with open(src, "rb") as fh:
         kind = type_from_magic(fh.read(SNIFF_BYTES))
@@ -136,12 +156,32 @@ def place_video(task: VideoTask) -> TaskResult:
     )
 
 
+def _moved_before(task: VideoTask) -> TaskResult | None:
+    """A run killed after moving this video but before recording it: the video is at its place
+    in the organized folder (same content as the download). Finish the bookkeeping."""
+    if not task.move or not task.sha256:
+        return None
+    src = Path(task.src)
+    dst = Path(task.out_dir) / f"{task.image_id}{src.suffix.lower()}"
+    if dst == src or not dst.is_file() or files.sha256_file(dst) != task.sha256:
+        return None
+    write_sidecar(dst, task.record, task.tags, None)
+    size = dst.stat().st_size
+    return TaskResult(
+        task.image_id, "converted", how="moved", webp_path=str(dst), src_bytes=size, webp_bytes=size,
+        original_removed=True, notes=[f"image {task.image_id}: finished a move interrupted before it was recorded"],
+    )
+
+
 def _move(src: Path, dst: Path) -> str:
-    try:
-        os.replace(src, dst)
-    except OSError:  # another file system: copy, then remove the original
-        link_over(src, dst)
+    if _same_file(src, dst):  # an earlier copy run linked it there: rename() would do nothing
         src.unlink()
+    else:
+        try:
+            os.replace(src, dst)
+        except OSError:  # another file system: copy, then remove the original
+            link_over(src, dst)
+            src.unlink()
     files.fsync_dir(dst.parent)
     files.fsync_dir(src.parent)
     return "moved"

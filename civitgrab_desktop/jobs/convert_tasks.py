@@ -45,6 +45,7 @@ class VideoTask:
     move: bool
     tags: list[dict[str, Any]]
     record: dict[str, Any]
+    sha256: str | None = None  # of the download: recognizes a move a killed run did not record
 
 
 @dataclass

@@ -38,6 +38,7 @@ from civitgrab_desktop.core.media.webp_riff import (
     parse_chunks,
     with_exif,
 )
+from civitgrab_desktop.core.organize import sidecars
 from civitgrab_desktop.jobs import convert_place as place
 from civitgrab_desktop.jobs.convert_tasks import (
     EncodeOptions,
@@ -114,9 +115,13 @@ def convert_image(task: ImageTask) -> TaskResult:
         raise ItemFailed(f"the original file is missing: {src}")
     original_stat = src.stat()  # before a WebP original is replaced under the same name
     data = src.read_bytes()
-    if task.sha256 and hashlib.sha256(data).hexdigest() != task.sha256:
-        raise ItemFailed("the original changed since it was downloaded (SHA-256 differs); left as it is")
     kind = type_from_magic(data[:SNIFF_BYTES])
+    if task.sha256 and hashlib.sha256(data).hexdigest() != task.sha256:
+        if task.in_place and src == final and kind is WEBP and _written_for(final, task.image_id):
+            # A WebP original converted in place is replaced under its own name (only after the
+            # copy was verified); a run killed before recording it left our file there.
+            return _adopt(task, final)
+        raise ItemFailed("the original changed since it was downloaded (SHA-256 differs); left as it is")
     if kind not in CONVERTIBLE:
         raise ItemSkipped(f"not a JPG/PNG/GIF/WebP image ({kind.mime if kind else 'unknown format'})")
     parameters = embedded_parameters(src)
@@ -151,7 +156,7 @@ def convert_image(task: ImageTask) -> TaskResult:
         webp_bytes=final.stat().st_size,
         exif_dropped=built.dropped,
     )
-    extra = _sidecar_extra(src, parameters, built.dropped)
+    extra = _sidecar_extra(src, parameters, built.dropped, expected.src_hash, result.distance)
     place.write_sidecar(final, task.record, task.tags, extra)
     if task.in_place:
         place.finish_in_place(task, original_stat, final, result, extra)
@@ -166,8 +171,13 @@ def _info_with(info: dict[str, Any], parameters: str | None) -> dict[str, Any]:
     return {**info, "meta": meta}
 
 
-def _sidecar_extra(src: Path, parameters: str | None, dropped: tuple[str, ...]) -> dict[str, Any]:
+def _sidecar_extra(src: Path, parameters: str | None, dropped: tuple[str, ...], src_hash: str | None = None,
+                   distance: int | None = None) -> dict[str, Any]:
     about: dict[str, Any] = {"convertedFrom": src.name}
+    if src_hash is not None:
+        # In place, a run killed after the original was removed finishes from this (_adopt).
+        about["sourcePhash"] = src_hash
+        about["phashDistance"] = distance
     if parameters:
         about["parameters"] = parameters  # the source file's own generation text
     if dropped:
@@ -282,24 +292,60 @@ def verify_webp(path: Path, expected: _Expected, threshold: int) -> str:
     return webp_hash
 
 
-def _adopt(task: ImageTask, final: Path) -> TaskResult:
-    """In place, a run was killed after the original was removed but before the library heard of
-    it: the WebP was verified before that removal (nothing is removed earlier). Check it is ours
-    and decodes, then finish the bookkeeping instead of losing track of the image."""
+def _written_for(path: Path, image_id: int) -> bool:
+    """Is `path` a WebP the converter wrote for `image_id` (our EXIF, this id)? The converter
+    only puts a file under a final name after it was verified; the tags job rewrites the EXIF
+    of recorded conversions only."""
     try:
-        comment = read_exif(final).get("user_comment")
+        comment = read_exif(path).get("user_comment")
+    except Exception:
+        return False
+    return isinstance(comment, dict) and comment.get("civitgrab") is not None and comment.get("id") == image_id
+
+
+def _recorded_hashes(final: Path) -> tuple[str | None, int | None]:
+    """The source pHash and distance the conversion wrote into its sidecar, if it got that far."""
+    with contextlib.suppress(Exception):
+        about = sidecars.read_json_sidecar(final.with_suffix(".json")).get("civitgrab") or {}
+        src_hash, distance = about.get("sourcePhash"), about.get("phashDistance")
+        if isinstance(src_hash, str) and len(src_hash) == 16 and (distance is None or isinstance(distance, int)):
+            return src_hash, distance
+    return None, None
+
+
+def _adopt(task: ImageTask, final: Path) -> TaskResult:
+    """In place, a run was killed after the verified WebP took its final name but before the
+    library heard of it (for a WebP original, that is the original's own name; for the others,
+    the original may be removed already: nothing is removed before the WebP is verified). Check
+    the file is ours and decodes, then finish the bookkeeping instead of losing track of it."""
+    try:
         with Image.open(final) as im:
+            if im.format != "WEBP":
+                raise ValueError(f"it is {im.format}")
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:
+                im.seek(frames - 1)
+                im.load()
+                im.seek(0)
             im.load()
             webp_hash = image_hash(im)
     except Exception as exc:
         raise ItemFailed(f"the original is missing and {final.name} cannot be read ({exc})") from exc
-    if not isinstance(comment, dict) or comment.get("id") != task.image_id:
+    if not _written_for(final, task.image_id):
         raise ItemFailed(f"the original is missing and {final.name} was not written by civitgrab for this image")
+    src_hash, distance = _recorded_hashes(final)
+    if src_hash is None and Path(task.src) == final:
+        src_hash, distance = webp_hash, 0  # a WebP original: the picture chunks were copied as they were
+    elif src_hash is not None:
+        distance = hash_distance(src_hash, webp_hash)
     result = TaskResult(
-        task.image_id, "converted", how="adopted", webp_path=str(final), webp_phash=webp_hash,
-        webp_bytes=final.stat().st_size, original_removed=True,
-        notes=[f"image {task.image_id}: finished a conversion interrupted after the original was removed"],
+        task.image_id, "converted", how="adopted", webp_path=str(final), src_phash=src_hash, webp_phash=webp_hash,
+        distance=distance, webp_bytes=final.stat().st_size, original_removed=True,
+        notes=[f"image {task.image_id}: finished a conversion interrupted after the WebP was verified"],
     )
-    place.write_sidecar(final, task.record, task.tags, None)
-    place.finish_in_place(task, None, final, result, None)
+    extra = None
+    with contextlib.suppress(Exception):
+        extra = {"civitgrab": sidecars.read_json_sidecar(final.with_suffix(".json"))["civitgrab"]}
+    place.write_sidecar(final, task.record, task.tags, extra)
+    place.finish_in_place(task, None, final, result, extra)
     return result

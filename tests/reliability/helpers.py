@@ -285,7 +285,13 @@ def check_files(root: Path, dataset=None, *, allow_part: bool = False, allow_con
             found.setdefault(image_id, []).append(path)
         if dataset is not None and image_id is not None and dataset.image(image_id) is not None:
             expected, content_type = dataset.media(image_id)
-            if path.suffix == EXT_OF.get(content_type):
+            if allow_converted and path.suffix == ".webp" and data != expected:
+                REPORT.files_compared += 1
+                problem = converted_webp_problem(data, image_id, expected, content_type)
+                if problem:
+                    REPORT.corrupt += 1
+                    raise AssertionError(f"{path} is not a faithful WebP of the original image {image_id}: {problem}")
+            elif path.suffix == EXT_OF.get(content_type):
                 REPORT.files_compared += 1
                 if data != expected:
                     REPORT.corrupt += 1
@@ -296,9 +302,77 @@ def check_files(root: Path, dataset=None, *, allow_part: bool = False, allow_con
     return found
 
 
-def check_library(ws: RWorkspace, *, expect_ok: bool = True) -> list[tuple]:
+# A WebP of another picture is ~32 bits away; re-encoding at quality 90 moves a few bits. The
+# hash here is computed independently of the converter's (full-size decode, plain imagehash).
+CONVERTED_MAX_DISTANCE = 10
+
+
+def _plain_phash(im):
+    import imagehash
+    from PIL import Image, ImageOps
+
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return imagehash.phash(im.convert("RGB"))
+
+
+def converted_webp_problem(data: bytes, image_id: int, original: bytes, content_type: str) -> str | None:
+    """Why `data` (a WebP under the final name `<image_id>.webp`) is not the converter's faithful
+    WebP of `original`, or None when it is: it carries the converter's EXIF for this image id, and
+    - a WebP original: its picture chunks are the original's, byte for byte (only EXIF added);
+    - a JPEG/PNG/GIF original: same oriented size and frame count, and the same picture (pHash)."""
+    import io
+
+    from PIL import Image
+
+    from civitgrab_desktop.core.media.exif import read_exif
+    from civitgrab_desktop.core.media.webp_riff import image_chunks, parse_chunks
+
+    try:
+        comment = read_exif(data).get("user_comment")
+    except Exception as exc:
+        return f"its EXIF cannot be read ({exc})"
+    if not isinstance(comment, dict) or comment.get("civitgrab") is None:
+        return "it has no civitgrab EXIF (not written by the converter)"
+    if comment.get("id") != image_id:
+        return f"its EXIF describes image {comment.get('id')}"
+    if content_type == "image/webp":
+        if image_chunks(parse_chunks(data)) != image_chunks(parse_chunks(original)):
+            return "its picture chunks differ from the original WebP's"
+        return None
+    with Image.open(io.BytesIO(original)) as src, Image.open(io.BytesIO(data)) as out:
+        if out.format != "WEBP":
+            return f"it is {out.format}"
+        src_frames, out_frames = getattr(src, "n_frames", 1), getattr(out, "n_frames", 1)
+        if src_frames != out_frames:
+            return f"{out_frames} frames, the original has {src_frames}"
+        src_hash = _plain_phash(src)
+        if out.size != oriented_size(src):
+            return f"it is {out.size[0]}x{out.size[1]}, the original {src.size[0]}x{src.size[1]}"
+        distance = src_hash - _plain_phash(out)
+    if distance > CONVERTED_MAX_DISTANCE:
+        return f"perceptual hash distance {distance} from the original"
+    return None
+
+
+def oriented_size(im) -> tuple[int, int]:
+    """The size of `im` once its EXIF orientation is applied."""
+    if im.getexif().get(0x0112) in (5, 6, 7, 8):
+        return im.size[1], im.size[0]
+    return im.size
+
+
+def check_library(ws: RWorkspace, *, expect_ok: bool = True, killed_convert=None) -> list[tuple]:
     """The library opens and passes SQLite's integrity check; every image recorded as downloaded
     has its file, with the recorded size and sha256 (unless the converter replaced it).
+
+    `killed_convert` (the dataset), right after a convert process was killed: a conversion it
+    finished on disk but did not record yet is accepted when the converter's file is complete
+    and faithful to the original (see converted_webp_problem), because the next run records it
+    without converting again: in place, `<id>.webp` beside an original already removed (or, for
+    a WebP original, under the original's own name); a moved video under the output folder.
     Returns the done rows (id, path, sha256, bytes)."""
     rows_ok = ws.sql("PRAGMA integrity_check")
     REPORT.libraries_checked += 1
@@ -312,15 +386,74 @@ def check_library(ws: RWorkspace, *, expect_ok: bool = True) -> list[tuple]:
             webp = converted.get(image_id)
             if webp and Path(webp).is_file():
                 continue
+            if p is not None and killed_convert is not None and _unrecorded_conversion(ws, killed_convert, image_id, p):
+                continue
             REPORT.lost += 1
             raise AssertionError(f"image {image_id} is recorded as downloaded at {path}, but the file is gone")
         if p.suffix == ".webp" and image_id in converted:
             continue
         data = p.read_bytes()
         if (size is not None and len(data) != size) or (sha and hashlib.sha256(data).hexdigest() != sha):
+            if killed_convert is not None and p.suffix == ".webp" and _unrecorded_conversion(ws, killed_convert, image_id, p):
+                continue
             REPORT.corrupt += 1
             raise AssertionError(f"image {image_id}: {p} does not match the recorded size/sha256")
     return done
+
+
+def _unrecorded_conversion(ws: RWorkspace, dataset, image_id: int, recorded: Path) -> bool:
+    expected, content_type = dataset.media(image_id)
+    if content_type.startswith("video/"):
+        moved = [q for q in ws.root.rglob(f"{image_id}{recorded.suffix}") if q != recorded]
+        return any(q.read_bytes() == expected for q in moved)
+    webp = recorded.with_name(f"{image_id}.webp")
+    if not webp.is_file():
+        return False
+    problem = converted_webp_problem(webp.read_bytes(), image_id, expected, content_type)
+    if problem:
+        REPORT.corrupt += 1
+        raise AssertionError(f"image {image_id}: its original is gone and {webp} is not a faithful WebP: {problem}")
+    return True
+
+
+def check_conversions(ws: RWorkspace, dataset, *, phash_threshold: int = 4) -> int:
+    """Every conversion the library records is real: its WebP (or placed video) is on disk under
+    the recorded path, complete, and a faithful copy of the image's original (see
+    converted_webp_problem); the recorded pHash distance is within the threshold; an original
+    recorded as removed is gone and the image's path is the WebP. Returns the number checked."""
+    rows = ws.sql(
+        """SELECT c.image_id, c.webp_path, c.distance, c.original_removed, c.src_phash, c.webp_phash, i.path
+           FROM conversions c JOIN images i ON i.id = c.image_id"""
+    )
+    for image_id, webp_path, distance, removed, src_phash, webp_phash, path in rows:
+        REPORT.rows_checked += 1
+        webp = Path(webp_path)
+        if not webp.is_file():
+            REPORT.lost += 1
+            raise AssertionError(f"image {image_id}: the recorded conversion {webp} is not on disk")
+        data = webp.read_bytes()
+        expected, content_type = dataset.media(image_id)
+        if content_type.startswith("video/"):
+            if data != expected:
+                REPORT.corrupt += 1
+                raise AssertionError(f"image {image_id}: the placed video {webp} differs from the original")
+        else:
+            problem = None if data == expected else converted_webp_problem(data, image_id, expected, content_type)
+            if problem:
+                REPORT.corrupt += 1
+                raise AssertionError(f"image {image_id}: {webp} is not a faithful WebP of the original: {problem}")
+            if distance is not None and distance > phash_threshold:
+                raise AssertionError(f"image {image_id}: recorded pHash distance {distance} > {phash_threshold}")
+            if webp_phash is None or src_phash is None:
+                raise AssertionError(f"image {image_id}: the conversion lacks a recorded pHash ({src_phash}, {webp_phash})")
+        if removed and (path != webp_path):
+            raise AssertionError(f"image {image_id}: the original was removed but the library points at {path}")
+    return len(rows)
+
+
+def temp_files(root: Path) -> list[Path]:
+    """Temp files the converter or the downloader left (hidden `.<name>.<token>.tmp`)."""
+    return sorted(p for p in root.rglob("*.tmp")) if root.exists() else []
 
 
 def _has_table(ws: RWorkspace, name: str) -> bool:

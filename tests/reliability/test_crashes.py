@@ -19,9 +19,11 @@ answer comes `delay` seconds later) and the kill lands at a random moment inside
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,10 +32,13 @@ from tests.reliability.helpers import (
     assert_clean_output,
     cdn_fetches,
     cdn_uuid,
+    check_conversions,
     check_files,
     check_library,
+    image_id_of,
     media_files,
     tag_fetches,
+    temp_files,
 )
 from tests.reliability.report import REPORT
 
@@ -205,32 +210,71 @@ def test_sigkill_tag_fetching_at_random_moments(ws, fake):
     assert set(tag_fetches(fake)) == ids
 
 
+# Each conversion mode is killed at random moments: dest (copies videos), in place (originals and
+# their hard links in other query folders are replaced by the WebP) and dest with moved videos.
+CONVERT_SEED = int(os.environ.get("CIVITGRAB_CONVERT_SEED", SEED + 2))
+CONVERT_RUNS = {
+    "dest": ("convert", "--workers", "2"),
+    "in-place": ("convert", "--in-place", "--workers", "2", "--batch-size", "10"),
+    "move-videos": ("convert", "--move-videos", "--workers", "2", "--batch-size", "10"),
+}
+CONVERT_USERS = "alice,carol,dave_ai,erin,frank_gen,grace,heidi"  # JPEG, PNG, WebP; MP4 and WebM videos
+CONVERT_VERSIONS = "2004,2005"  # found again by version: hard links of erin's and heidi's files
+
+
+def _conversions(ws) -> int:
+    return ws.sql("SELECT count(*) FROM conversions")[0][0]
+
+
+def _check_after_convert(ws, dataset, *, killed: bool) -> None:
+    """Nothing lost, nothing half-written under a final name, every WebP faithful to its source."""
+    check_library(ws, killed_convert=dataset if killed else None)
+    check_files(ws.downloads, dataset, allow_converted=True)
+    check_conversions(ws, dataset)
+
+
 @pytest.mark.skipif(not _has_command("convert"), reason="civitgrab-cli convert is not there yet")
-def test_sigkill_conversions_at_random_moments(ws, fake):
-    rng = random.Random(SEED + 2)
-    assert ws.cli("--mode", "1", "--username", "alice,carol,dave_ai,erin").returncode == 0
-    downloaded = {i for (i,) in ws.sql("SELECT id FROM images WHERE dl_state = 'done'")}
+@pytest.mark.parametrize("mode", list(CONVERT_RUNS))
+def test_sigkill_conversions_at_random_moments(ws, fake, mode):
+    rng = random.Random(f"{CONVERT_SEED}/{mode}")
+    dataset = fake.dataset
+    assert ws.cli("--mode", "1", "--username", CONVERT_USERS).returncode == 0
+    assert ws.cli("--mode", "4", "--model_version_id", CONVERT_VERSIONS).returncode == 0
+    images = {i for (i,) in ws.sql("SELECT id FROM images WHERE dl_state = 'done' AND type = 'image'")}
+    videos = {i for (i,) in ws.sql("SELECT id FROM images WHERE dl_state = 'done' AND type = 'video'")}
+    assert len(images) > 60 and videos
+    assert ws.sql("SELECT count(*) FROM sources WHERE linked = 1")[0][0] > 0  # hard links to replace
+    convert = CONVERT_RUNS[mode]
     recorded: dict[int, str] = {}  # image id -> converted_at when first seen
     kills = 0
-    for i in range(6):
-        command = ("resume",) if i % 2 and kills else ("convert", "--workers", "2")
+    for i in range(10):
+        command = ("resume",) if i % 2 and kills else convert
+        before = _conversions(ws)
         proc = ws.popen(*command)
-        time.sleep(rng.uniform(0.6, 2.0))  # start-up takes ~0.4 s; conversions follow
+        # A kill during start-up, claiming and the first encodes, or after the nth recorded result
+        # (then a random moment among the encodes, fsyncs, renames, link replacements, removals of
+        # originals and library writes of the next ones).
+        nth = rng.choice((0, 1, 2, 3, 5))
+        delay = rng.uniform(0.0, 0.8) if nth == 0 else rng.uniform(0.0, 0.2)
+        deadline = time.monotonic() + 60
+        while nth and proc.running() and _conversions(ws) - before < nth and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(delay)
         killed = proc.kill()
         run = proc.wait()
         if killed:
             kills += 1
-            REPORT.kills["convert"] += 1
+            REPORT.kills[f"convert/{mode}"] += 1
         else:
             assert_clean_output(run)
-        check_library(ws)
-        check_files(ws.downloads, fake.dataset, allow_part=True, allow_converted=True)
+        _check_after_convert(ws, dataset, killed=killed)
         for image_id, converted_at in ws.sql("SELECT image_id, converted_at FROM conversions"):
-            if image_id in recorded:
-                assert recorded[image_id] == converted_at, f"image {image_id} was converted again"
+            if image_id in recorded and recorded[image_id] != converted_at:
+                REPORT.redone += 1
+                raise AssertionError(f"image {image_id} was converted again")
             recorded[image_id] = converted_at
-    assert kills >= 3
-    final = ws.cli("convert", "--workers", "2")
+    assert kills >= 6, f"only {kills} kills landed"
+    final = ws.cli(*convert)
     assert_clean_output(final)
     assert final.returncode == 0, final
     _resume_everything(ws)
@@ -239,6 +283,19 @@ def test_sigkill_conversions_at_random_moments(ws, fake):
         if image_id in recorded and recorded[image_id] != converted_at:
             REPORT.redone += 1
             raise AssertionError(f"image {image_id} was converted again")
-    assert rows and {r[0] for r in rows} <= downloaded
-    check_files(ws.downloads, fake.dataset, allow_converted=True)
-    assert not [p for p in media_files(ws.downloads) if p.name.endswith(".tmp")]
+    # Every image (and, outside in-place mode, every video) has its conversion, and it is right.
+    assert {r[0] for r in rows} == (images if mode == "in-place" else images | videos)
+    _check_after_convert(ws, dataset, killed=False)
+    assert check_conversions(ws, dataset) == len(rows)
+    assert not temp_files(ws.root), temp_files(ws.root)[:10]
+    if mode == "in-place":
+        # No original is left beside its WebP, in the user's folder or the version's.
+        left = [p for p in media_files(ws.downloads) if p.suffix != ".webp" and image_id_of(p) in images]
+        assert not left, left[:10]
+        for image_id, path in ws.sql("SELECT id, path FROM images WHERE type = 'image'"):
+            assert path.endswith(f"{image_id}.webp"), (image_id, path)
+        for image_id, path in ws.sql("SELECT image_id, path FROM sources WHERE path IS NOT NULL"):
+            assert Path(path).is_file(), (image_id, path)
+    if mode == "move-videos":
+        for image_id, path in ws.sql("SELECT id, path FROM images WHERE type = 'video'"):
+            assert "CivitAI_Browse" in path and Path(path).is_file(), (image_id, path)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import pickle
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -243,6 +244,94 @@ def test_in_place_run_killed_after_the_removal_is_finished_not_lost(tmp_path):
     assert refused.status == "failed" and "not written by civitgrab for this image" in refused.reason
 
 
+def test_adopted_conversion_keeps_the_source_hash_from_its_sidecar(tmp_path):
+    src = save(photo((160, 120), seed=5), tmp_path / "user" / "17.jpeg", "JPEG")
+    t = task(src, src.parent, image_id=17, in_place=True)
+    first = run_task(t)
+    assert first.status == "converted" and not src.exists()
+    again = run_task(t)  # killed before the library recorded the first one
+    assert again.how == "adopted" and again.src_phash == first.src_phash and again.distance == first.distance
+    about = json.loads((src.parent / "17.json").read_text())["civitgrab"]
+    assert about["sourcePhash"] == first.src_phash and about["convertedFrom"] == "17.jpeg"
+
+
+def test_webp_original_in_place_killed_before_it_was_recorded_is_adopted(tmp_path):
+    src = save(photo((256, 160), seed=4), tmp_path / "dl" / "18.webp", "WEBP", quality=70)
+    t = task(src, src.parent, image_id=18, in_place=True)  # sha256 of the download
+    first = run_task(t)
+    assert first.status == "converted" and src.read_bytes() != b""
+    # The file under the original's name is now ours (SHA-256 differs from the download's):
+    # not "the original changed", and not converted again.
+    again = run_task(t)
+    assert again.status == "converted" and again.how == "adopted", again.reason
+    assert again.webp_path == str(src) and again.src_phash == again.webp_phash == first.webp_phash
+    # A WebP that someone else changed is still refused.
+    other = save(photo((256, 160), seed=8), tmp_path / "dl2" / "19.webp", "WEBP", quality=70)
+    changed = replace(task(other, other.parent, image_id=19, in_place=True), sha256="0" * 64)
+    refused = run_task(changed)
+    assert refused.status == "failed" and "changed since it was downloaded" in refused.reason
+
+
+def test_a_killed_run_s_temp_files_are_removed_when_the_image_is_done_again(tmp_path):
+    src = save(photo((160, 120)), tmp_path / "dl" / "24.jpeg", "JPEG")
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / ".24.webp.0badf00d.tmp", out / ".24.json.k3x9_q2a.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    assert run_task(task(src, out, image_id=24)).status == "converted"
+    assert not any(p.exists() for p in stale) and no_temp_files(tmp_path)
+
+
+def test_moved_video_killed_before_it_was_recorded_is_not_lost(tmp_path):
+    src = tmp_path / "dl" / "25.mp4"
+    src.parent.mkdir()
+    src.write_bytes((MEDIA / "clip_64.mp4").read_bytes())
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    t = VideoTask(25, str(src), str(tmp_path / "out"), True, TAGS, record(25, type="video"), sha)
+    assert run_task(t).status == "converted" and not src.exists()
+    again = run_task(t)  # the library still points at the old place
+    assert again.status == "converted" and again.how == "moved" and again.original_removed, again.reason
+    assert again.webp_path == str(tmp_path / "out" / "25.mp4")
+    (tmp_path / "out" / "25.mp4").write_bytes(b"not the video")
+    assert run_task(t).status == "failed"
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_video_placed_by_a_killed_run_leaves_no_temp_link(tmp_path, move):
+    # rename() of a hard link onto another link of the same file succeeds and does nothing: a
+    # rerun that finds the video linked already must not leave its temp link behind.
+    src = tmp_path / "dl" / "26.webm"
+    src.parent.mkdir()
+    src.write_bytes((MEDIA / "clip_64.webm").read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(src, out / "26.webm")  # the killed run's work, not recorded
+    t = VideoTask(26, str(src), str(out), move, TAGS, record(26, type="video"),
+                  hashlib.sha256(src.read_bytes()).hexdigest())
+    result = run_task(t)
+    assert result.status == "converted", result.reason
+    assert no_temp_files(tmp_path) and (out / "26.webm").read_bytes() == (MEDIA / "clip_64.webm").read_bytes()
+    assert src.exists() == (not move) and result.original_removed == move
+
+
+def test_in_place_rerun_over_replaced_links_leaves_no_temp_link(tmp_path):
+    src = save(photo((160, 120)), tmp_path / "user" / "27.jpeg", "JPEG")
+    linked = tmp_path / "version" / "27.jpeg"
+    linked.parent.mkdir()
+    os.link(src, linked)
+    t = task(src, src.parent, image_id=27, in_place=True, copies=(str(linked),))
+    webp = src.with_suffix(".webp")
+    # A killed run: the WebP verified and linked into the other folder, the old link still there.
+    assert run_task(replace(t, copies=())).status == "converted"
+    src.write_bytes(linked.read_bytes())  # (as if the original had not been removed yet)
+    os.link(webp, linked.with_suffix(".webp"))
+    result = run_task(t)
+    assert result.status == "converted", result.reason
+    assert no_temp_files(tmp_path) and not linked.exists() and not src.exists()
+    assert result.moved_paths == {str(linked): str(linked.with_suffix(".webp"))}
+
+
 @pytest.mark.parametrize("move", [False, True])
 def test_videos_are_placed_with_their_sidecar(tmp_path, move):
     src = tmp_path / "dl" / "20.mp4"
@@ -281,6 +370,26 @@ def test_runs_in_a_worker_process(tmp_path):
     from civitgrab_desktop.jobs.convert_worker import init_worker
 
     src = save(photo(), tmp_path / "23.jpeg", "JPEG")
-    with ProcessPoolExecutor(1, mp_context=pool_context(), initializer=init_worker, initargs=(os.getpid(),)) as pool:
-        result = pool.submit(run_task, task(src, tmp_path / "out", image_id=23)).result(timeout=120)
+    ctx = pool_context()
+    lifeline, keep = ctx.Pipe(duplex=False)
+    try:
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=init_worker, initargs=(lifeline,)) as pool:
+            result = pool.submit(run_task, task(src, tmp_path / "out", image_id=23)).result(timeout=120)
+            pid = pool.submit(os.getpid).result(timeout=60)
+            keep.close()  # this process "dies": the worker must go away on its own
+            deadline = time.monotonic() + 30
+            while Path(f"/proc/{pid}").exists() and _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not _alive(pid), "the worker outlived its job process"
+    finally:
+        lifeline.close()
+        keep.close()
     assert result.status == "converted", result.reason
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
