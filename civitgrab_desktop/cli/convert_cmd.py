@@ -82,6 +82,10 @@ async def _run(library, params: ConvertParams, job_id: str) -> int:
     return EXIT_OK if job.all_converted else EXIT_FAILED
 
 
+def _saved(n: int) -> str:
+    return f"{human_bytes(n)} saved" if n >= 0 else f"{human_bytes(-n)} larger than the originals"
+
+
 def print_details(summary: dict, out=None) -> None:
     out = out or sys.stdout
     src, webp = summary.get("src_bytes") or 0, summary.get("webp_bytes") or 0
@@ -94,5 +98,8 @@ def print_details(summary: dict, out=None) -> None:
         out.write(f"Videos placed in the organized folder: {summary['videos']}\n")
     if summary.get("exif_overflow"):
         out.write(f"Metadata too large for EXIF (kept in the JSON sidecar): {summary['exif_overflow']}\n")
+    if summary.get("earlier_done"):
+        out.write(f"The whole job: {summary['job_done']} converted ({summary['earlier_done']} in earlier runs), "
+                  f"{summary.get('job_skipped', 0)} skipped, {_saved(summary.get('job_bytes_saved') or 0)}\n")
     out.write(f"Output: {summary.get('dest') or 'in place'}\n")
     out.flush()

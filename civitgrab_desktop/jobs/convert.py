@@ -169,6 +169,9 @@ class ConvertJob(Job):
         self._persisted = False
         self.counts = {"converted": 0, "exif_only": 0, "videos": 0, "exif_overflow": 0,
                        "src_bytes": 0, "webp_bytes": 0}
+        # What earlier runs of this job (stopped, killed, then resumed) finished: the job's
+        # recorded progress adds this run to it. Failures are not carried: a rerun retries them.
+        self.prior = {"done": 0, "skipped": 0, "bytes_saved": 0}
 
     # -- persistence -----------------------------------------------------------------------------
 
@@ -181,9 +184,19 @@ class ConvertJob(Job):
             await self.library.update_job(self.job_id, state=(state or self.state).value, progress=self._progress_dict())
 
     def _progress_dict(self) -> dict[str, Any]:
-        t = self.tally
-        return {"done": t.done, "failed": t.failed, "skipped": t.skipped, "total": t.total,
-                "bytes_saved": self.bytes_saved}
+        t, before = self.tally, self.prior
+        total = None if t.total is None else t.total + before["done"] + before["skipped"]
+        return {"done": before["done"] + t.done, "failed": t.failed, "skipped": before["skipped"] + t.skipped,
+                "total": total, "bytes_saved": before["bytes_saved"] + self.bytes_saved}
+
+    async def _load_prior(self) -> None:
+        with contextlib.suppress(Exception):
+            row = await self.library.get_job(self.job_id)
+            progress = (row.progress if row is not None else None) or {}
+            for key in self.prior:
+                value = progress.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    self.prior[key] = value
 
     @property
     def bytes_saved(self) -> int:
@@ -198,6 +211,7 @@ class ConvertJob(Job):
 
     async def execute(self) -> None:
         if self.job_id:
+            await self._load_prior()
             await self.library.update_job(self.job_id, state=JobState.RUNNING.value, owner=self.owner)
             self._persisted = True
         self._describe()
@@ -242,6 +256,10 @@ class ConvertJob(Job):
             mode="in place" if self.params.in_place else "dest",
             dest=str(self._browse_root()) if not self.params.in_place else None,
         )
+        if self.prior["done"] or self.prior["skipped"]:
+            whole = self._progress_dict()
+            self.result.update(earlier_done=self.prior["done"], job_done=whole["done"],
+                               job_skipped=whole["skipped"], job_bytes_saved=whole["bytes_saved"])
         with contextlib.suppress(Exception):
             await self.library.update_job(self.job_id, state=self.state.value, progress=self._progress_dict(),
                                           summary=self.summary())
@@ -250,7 +268,8 @@ class ConvertJob(Job):
         p = self.params
         what = "lossless WebP" if p.lossless else f"WebP quality {p.quality}"
         if p.in_place:
-            self.message(f"Converting to {what} in place: each original is removed after its WebP is verified")
+            self.message(f"Converting to {what} in place: each original is removed after its WebP is verified "
+                         "(videos stay as they are)")
         else:
             self.message(f"Converting to {what} into {self._browse_root()} (originals are kept)")
 

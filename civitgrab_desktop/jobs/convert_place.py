@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from civitgrab_desktop.core.media import files
+from civitgrab_desktop.core.media.exif import read_exif
 from civitgrab_desktop.core.media.sniff import SNIFF_BYTES, type_from_magic
 from civitgrab_desktop.core.media.verify import verify_media
 from civitgrab_desktop.core.organize import sidecars
@@ -69,6 +70,17 @@ def link_over(src: Path, dst: Path) -> str:
     return how
 
 
+def written_for(path: Path, image_id: int) -> bool:
+    """Is `path` a WebP the converter wrote for `image_id` (our EXIF, this id)? The converter
+    only puts a file under a final name after it was verified; the tags job rewrites the EXIF
+    of recorded conversions only."""
+    try:
+        comment = read_exif(path).get("user_comment")
+    except Exception:
+        return False
+    return isinstance(comment, dict) and comment.get("civitgrab") is not None and comment.get("id") == image_id
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -102,18 +114,24 @@ def finish_in_place(task, original_stat: os.stat_result | None, final: Path, res
         new = old.with_name(final.name)
         if old in (src, final) or new == final:
             continue
-        if old.exists():
+        remove_stale_temps(new)
+        if old.exists() and not _same_file(old, final):
             if not _is_copy_of_original(old, original_stat, task.sha256):
                 result.notes.append(f"image {task.image_id}: left {old} in place: it is not a copy of the original")
                 continue
-            remove_stale_temps(new)
             link_over(final, new)
             if new != old:
                 old.unlink()
                 files.fsync_dir(old.parent)
-            write_sidecar(new, task.record, task.tags, extra)
         elif not new.exists():
             continue  # that folder had lost the file already; nothing to point at
+        elif not _same_file(new, final):
+            if not written_for(new, task.image_id):
+                result.notes.append(f"image {task.image_id}: left {new} in place: civitgrab did not write it")
+                continue
+            link_over(final, new)  # a killed run's link to an earlier encode: share this one
+        # (again after a killed run: its sidecar may be the download's, or half written)
+        write_sidecar(new, task.record, task.tags, extra)
         if new != old:
             result.moved_paths[str(old)] = str(new)
     if src != final and src.exists():
@@ -142,12 +160,12 @@ def place_video(task: VideoTask) -> TaskResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / f"{task.image_id}{src.suffix.lower() or kind.ext}"
     size = src.stat().st_size
+    remove_stale_temps(dst)
     if dst == src:
         how = "in place"
     elif task.move:
         how = _move(src, dst)
     else:
-        remove_stale_temps(dst)
         how = link_over(src, dst)
     write_sidecar(dst, task.record, task.tags, None)
     return TaskResult(
@@ -165,6 +183,7 @@ def _moved_before(task: VideoTask) -> TaskResult | None:
     dst = Path(task.out_dir) / f"{task.image_id}{src.suffix.lower()}"
     if dst == src or not dst.is_file() or files.sha256_file(dst) != task.sha256:
         return None
+    remove_stale_temps(dst)
     write_sidecar(dst, task.record, task.tags, None)
     size = dst.stat().st_size
     return TaskResult(

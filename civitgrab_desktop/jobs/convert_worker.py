@@ -27,7 +27,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from civitgrab_desktop.core.media import files
-from civitgrab_desktop.core.media.exif import build_exif, embedded_parameters, read_exif
+from civitgrab_desktop.core.media.exif import build_exif, embedded_parameters
 from civitgrab_desktop.core.media.phash import hash_distance, phash_of
 from civitgrab_desktop.core.media.sniff import GIF, JPEG, PNG, SNIFF_BYTES, WEBP, type_from_magic
 from civitgrab_desktop.core.media.webp import WEBP_MAX_SIDE, _to_webp_mode, convert_to_webp
@@ -117,7 +117,7 @@ def convert_image(task: ImageTask) -> TaskResult:
     data = src.read_bytes()
     kind = type_from_magic(data[:SNIFF_BYTES])
     if task.sha256 and hashlib.sha256(data).hexdigest() != task.sha256:
-        if task.in_place and src == final and kind is WEBP and _written_for(final, task.image_id):
+        if task.in_place and src == final and kind is WEBP and place.written_for(final, task.image_id):
             # A WebP original converted in place is replaced under its own name (only after the
             # copy was verified); a run killed before recording it left our file there.
             return _adopt(task, final)
@@ -292,17 +292,6 @@ def verify_webp(path: Path, expected: _Expected, threshold: int) -> str:
     return webp_hash
 
 
-def _written_for(path: Path, image_id: int) -> bool:
-    """Is `path` a WebP the converter wrote for `image_id` (our EXIF, this id)? The converter
-    only puts a file under a final name after it was verified; the tags job rewrites the EXIF
-    of recorded conversions only."""
-    try:
-        comment = read_exif(path).get("user_comment")
-    except Exception:
-        return False
-    return isinstance(comment, dict) and comment.get("civitgrab") is not None and comment.get("id") == image_id
-
-
 def _recorded_hashes(final: Path) -> tuple[str | None, int | None]:
     """The source pHash and distance the conversion wrote into its sidecar, if it got that far."""
     with contextlib.suppress(Exception):
@@ -318,6 +307,7 @@ def _adopt(task: ImageTask, final: Path) -> TaskResult:
     library heard of it (for a WebP original, that is the original's own name; for the others,
     the original may be removed already: nothing is removed before the WebP is verified). Check
     the file is ours and decodes, then finish the bookkeeping instead of losing track of it."""
+    place.remove_stale_temps(final)
     try:
         with Image.open(final) as im:
             if im.format != "WEBP":
@@ -331,7 +321,7 @@ def _adopt(task: ImageTask, final: Path) -> TaskResult:
             webp_hash = image_hash(im)
     except Exception as exc:
         raise ItemFailed(f"the original is missing and {final.name} cannot be read ({exc})") from exc
-    if not _written_for(final, task.image_id):
+    if not place.written_for(final, task.image_id):
         raise ItemFailed(f"the original is missing and {final.name} was not written by civitgrab for this image")
     src_hash, distance = _recorded_hashes(final)
     if src_hash is None and Path(task.src) == final:

@@ -247,15 +247,17 @@ def test_sigkill_conversions_at_random_moments(ws, fake, mode):
     convert = CONVERT_RUNS[mode]
     recorded: dict[int, str] = {}  # image id -> converted_at when first seen
     kills = 0
-    for i in range(10):
+    for i in range(16):
+        if kills >= 8:
+            break
         command = ("resume",) if i % 2 and kills else convert
         before = _conversions(ws)
         proc = ws.popen(*command)
         # A kill during start-up, claiming and the first encodes, or after the nth recorded result
         # (then a random moment among the encodes, fsyncs, renames, link replacements, removals of
         # originals and library writes of the next ones).
-        nth = rng.choice((0, 1, 2, 3, 5))
-        delay = rng.uniform(0.0, 0.8) if nth == 0 else rng.uniform(0.0, 0.2)
+        nth = rng.choice((0, 1, 2, 3, 4))
+        delay = rng.uniform(0.0, 0.8) if nth == 0 else rng.uniform(0.0, 0.12)
         deadline = time.monotonic() + 60
         while nth and proc.running() and _conversions(ws) - before < nth and time.monotonic() < deadline:
             time.sleep(0.005)

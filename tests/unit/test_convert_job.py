@@ -262,3 +262,26 @@ async def test_failures_are_recorded_and_reported(setup):
         row = store.image(101)
         assert row.cv_state == "failed" and "changed since it was downloaded" in row.cv_error
     assert any(isinstance(e, MessageEvent) and "101" in e.text for e in events)
+
+
+async def test_a_resumed_job_records_the_whole_job_s_progress(tmp_path):
+    db = tmp_path / "library.sqlite3"
+    add_images(db, tmp_path / "dl", [{"id": 400 + i} for i in range(8)])
+    params = ConvertParams(dest=str(tmp_path / "o"), workers=1)
+    library = await Library.open(db)
+    try:
+        job_id = await library.create_job("convert", params.to_dict())
+        first = ConvertJob(library, params, job_id=job_id)
+        on_record(first, lambda j, n: j.stop())
+        summary = await asyncio.wait_for(first.run(), 120)
+        assert first.state == JobState.STOPPED and 1 <= summary["done"] < 8
+        assert (await library.get_job(job_id)).progress["done"] == summary["done"]
+        second = ConvertJob(library, ConvertParams.from_dict((await library.get_job(job_id)).params), job_id=job_id)
+        rest = await asyncio.wait_for(second.run(), 120)
+        assert rest["done"] == 8 - summary["done"]  # this run
+        assert rest["earlier_done"] == summary["done"] and rest["job_done"] == 8
+        row = await library.get_job(job_id)
+        assert row.state == "done" and row.progress["done"] == 8 and row.progress["total"] == 8
+        assert row.progress["bytes_saved"] == summary["bytes_saved"] + rest["bytes_saved"]
+    finally:
+        await library.close()

@@ -290,7 +290,9 @@ def test_moved_video_killed_before_it_was_recorded_is_not_lost(tmp_path):
     sha = hashlib.sha256(src.read_bytes()).hexdigest()
     t = VideoTask(25, str(src), str(tmp_path / "out"), True, TAGS, record(25, type="video"), sha)
     assert run_task(t).status == "converted" and not src.exists()
+    (tmp_path / "out" / ".25.json.k1l2m3n4.tmp").write_text("{half")  # killed writing the sidecar
     again = run_task(t)  # the library still points at the old place
+    assert no_temp_files(tmp_path)
     assert again.status == "converted" and again.how == "moved" and again.original_removed, again.reason
     assert again.webp_path == str(tmp_path / "out" / "25.mp4")
     (tmp_path / "out" / "25.mp4").write_bytes(b"not the video")
@@ -326,10 +328,19 @@ def test_in_place_rerun_over_replaced_links_leaves_no_temp_link(tmp_path):
     assert run_task(replace(t, copies=())).status == "converted"
     src.write_bytes(linked.read_bytes())  # (as if the original had not been removed yet)
     os.link(webp, linked.with_suffix(".webp"))
+    (linked.parent / ".27.json.x1y2z3w4.tmp").write_text("{half")  # killed writing the sidecar
     result = run_task(t)
     assert result.status == "converted", result.reason
     assert no_temp_files(tmp_path) and not linked.exists() and not src.exists()
     assert result.moved_paths == {str(linked): str(linked.with_suffix(".webp"))}
+    assert os.path.samefile(webp, linked.with_suffix(".webp"))  # relinked to the new encode
+    assert json.loads((linked.parent / "27.json").read_text())["tags"] == TAGS
+    # Killed again after the original was removed: the adoption finishes the other folder too.
+    (linked.parent / "27.json").unlink()
+    (src.parent / ".27.json.a1b2c3d4.tmp").write_text("{half")
+    adopted = run_task(t)
+    assert adopted.how == "adopted" and no_temp_files(tmp_path)
+    assert json.loads((linked.parent / "27.json").read_text())["tags"] == TAGS
 
 
 @pytest.mark.parametrize("move", [False, True])
