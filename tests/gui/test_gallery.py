@@ -236,7 +236,7 @@ async def test_sort_orders(replica_library):
 
 
 async def test_detail_pane_shows_metadata_tags_sources_and_copies_the_prompt(replica_library):
-    showcase = replica_library.fake.dataset.named["tags_showcase"].id
+    showcase = replica_library.fake.dataset.named["tags_showcase"]
     with LibraryStore(replica_library.data_dir / "library.sqlite3", read_only=True) as store:
         row = store.image(showcase)
         tags = store.tags_of(showcase)
@@ -283,8 +283,10 @@ async def test_detail_pane_shows_metadata_tags_sources_and_copies_the_prompt(rep
         assert lora_rows
         lora = lora_rows[0]
         await page.show_item(lora.id)
-        names = [res.get("modelVersionName") for res in lora.meta["civitaiResources"] if res.get("type") == "lora"]
-        assert all(name in detail.fields["LoRAs"].text() for name in names)
+        # CivitAI names most LoRAs by version id alone; those are listed too, with their weights
+        names = [res.get("modelVersionName") or f"version {res['modelVersionId']}"
+                 for res in lora.meta["civitaiResources"] if res.get("type") == "lora"]
+        assert names and all(name in detail.fields["LoRAs"].text() for name in names)
 
         # a video plays in the pane (frames reach its sink)
         video = next(r for r in replica_library.rows() if r["type"] == "video")
@@ -304,11 +306,17 @@ async def test_hovering_a_video_card_plays_it_in_place_and_leaving_stops_it(repl
     try:
         page = window.page("gallery")
         view = page.view
+        # bring two video cards on screen together (where they fall depends on the data and the
+        # window's width, not on the preview): smaller cards, the first video at the top
+        page.size_slider.setValue(128)
+        videos = [r for r in range(page.model.rowCount()) if page.model.item(r) and page.model.item(r).is_video]
+        assert len(videos) >= 2
+        view.scrollTo(page.model.index(videos[0]), view.ScrollHint.PositionAtTop)
         await settle_thumbnails(page)
         rows = fully_visible_rows(page)
         video_rows = [r for r in rows if page.model.item(r).is_video]
         image_rows = [r for r in rows if not page.model.item(r).is_video]
-        assert len(video_rows) >= 2 and image_rows
+        assert len(video_rows) >= 2 and image_rows, (videos, rows)
         first = page.model.item(video_rows[0])
 
         # the pointer moves onto the card
@@ -565,11 +573,13 @@ def test_generation_info_reads_both_meta_shapes():
         "Model": "juggernautXL", "Clip skip": "2",
         "resources": [{"name": "detailTweaker", "type": "lora", "weight": 0.6}, {"name": "x", "type": "model"}],
         "civitaiResources": [{"type": "lora", "modelVersionId": 20, "modelVersionName": "v1", "weight": 0.8},
-                             {"type": "checkpoint", "modelVersionName": "v9"}, "junk"],
+                             {"type": "lora", "modelVersionId": 249861, "weight": 0.65},
+                             {"type": "lora"}, {"type": "checkpoint", "modelVersionName": "v9"}, "junk"],
     })
     assert (info.prompt, info.negative_prompt, info.seed, info.sampler, info.steps, info.cfg_scale) == (
         "p", "n", "12", "Euler a", "30", "7")
-    assert [r.label() for r in info.loras] == ["v1 (0.8)", "detailTweaker (0.6)"]
+    assert [r.label() for r in info.loras] == ["v1 (0.8)", "version 249861 (0.65)", "detailTweaker (0.6)"]
+    assert info.loras[1].version_id == 249861
     assert info.model == "juggernautXL" and info.clip_skip == "2"
     assert generation_info(None, prompt="fallback").prompt == "fallback"
     assert generation_info({"seed": {"odd": 1}, "resources": "no"}).seed is None
@@ -590,3 +600,37 @@ async def test_no_qpoint_needed_for_an_empty_library(data_dir, fake_civitai):
         assert page.view.indexAt(QPoint(10, 10)).isValid() is False
     finally:
         await shut(window)
+
+
+def test_playback_guard_suspends_resumes_and_drops_deleted_owners(qapp):
+    """One video at a time across windows; a closed window's paused player is never called."""
+    import shiboken6
+    from PySide6.QtCore import QObject
+
+    from civitgrab_desktop.gui.gallery.video import PlaybackGuard
+
+    class Owner(QObject):
+        def __init__(self):
+            super().__init__()
+            self.calls: list[str] = []
+
+        def suspend(self):
+            self.calls.append("suspend")
+            self.setProperty("suspended", True)  # like a player: raises once the C++ side is gone
+
+        def resume(self):
+            self.calls.append("resume")
+            self.setProperty("suspended", False)
+
+    guard = PlaybackGuard()
+    pane, hover, other = Owner(), Owner(), Owner()
+    guard.acquire(pane)
+    guard.acquire(hover)
+    assert pane.calls == ["suspend"] and guard.active() is hover
+    guard.release(hover)
+    assert pane.calls == ["suspend", "resume"] and guard.active() is pane
+    shiboken6.delete(pane)  # its window closed with the video still on the stack
+    guard.acquire(other)
+    assert guard.active() is other and pane.calls == ["suspend", "resume"]
+    guard.release(other)
+    assert guard.active() is None

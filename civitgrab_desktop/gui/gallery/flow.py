@@ -15,6 +15,11 @@ class FlowLayout(QLayout):
 
     def addItem(self, item: QLayoutItem) -> None:  # noqa: N802
         self._items.append(item)
+        widget = item.widget()
+        # Qt shows a widget added to a visible parent only on the next loop turn; show it now
+        # (unless it was hidden on purpose) so the layout and its readers see it at once.
+        if widget is not None and not (widget.isHidden() and widget.testAttribute(Qt.WidgetAttribute.WA_WState_ExplicitShowHide)):
+            widget.show()
 
     def count(self) -> int:
         return len(self._items)

@@ -91,6 +91,9 @@ def _resources(meta: dict[str, Any]) -> list[Resource]:
 
     def add(name: Any, kind: Any, weight: Any = None, version_id: Any = None) -> None:
         name_text, kind_text = _text(name), (_text(kind) or "").lower()
+        if not name_text and _int(version_id) is not None:
+            # CivitAI usually lists LoRAs by version id alone ({"type": "lora", "modelVersionId": …})
+            name_text = f"version {_int(version_id)}"
         if not name_text or not kind_text:
             return
         key = (name_text.lower(), kind_text)

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
+import shiboken6
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QImage
 
@@ -41,33 +42,54 @@ class Playback(Protocol):
     def resume(self) -> None: ...
 
 
+def _alive(owner: Playback) -> bool:
+    return not isinstance(owner, QObject) or shiboken6.isValid(owner)
+
+
 class PlaybackGuard(QObject):
     """At most one video plays at a time: a player that starts suspends the one playing, which
-    resumes when the newcomer stops (a hover preview over the detail pane's video)."""
+    resumes when the newcomer stops (a hover preview over the detail pane's video).
+
+    The guard is shared by every window of the process. An owner whose C++ object is gone (a
+    closed window's paused detail pane) is dropped, never called."""
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._stack: list[Playback] = []
 
+    def _prune(self) -> None:
+        self._stack = [owner for owner in self._stack if _alive(owner)]
+
     def acquire(self, owner: Playback) -> None:
+        self._prune()
         if self._stack and self._stack[-1] is owner:
             return
         if owner in self._stack:
             self._stack.remove(owner)
         if self._stack:
-            self._stack[-1].suspend()
+            self._call(self._stack[-1], "suspend")
         self._stack.append(owner)
 
     def release(self, owner: Playback) -> None:
+        self._prune()
         if owner not in self._stack:
             return
         was_top = self._stack[-1] is owner
         self._stack.remove(owner)
         if was_top and self._stack:
-            self._stack[-1].resume()
+            self._call(self._stack[-1], "resume")
 
     def active(self) -> Playback | None:
+        self._prune()
         return self._stack[-1] if self._stack else None
+
+    def _call(self, owner: Playback, name: str) -> None:
+        try:
+            getattr(owner, name)()
+        except RuntimeError as exc:  # its player was deleted under it
+            LOG.debug("playback owner gone: %s", exc)
+            if owner in self._stack:
+                self._stack.remove(owner)
 
 
 _guard: PlaybackGuard | None = None
