@@ -111,13 +111,13 @@ async def _run_download(services: Services, params, args) -> int:
         **{k: v for k, v in (("concurrency", args.semaphore_limit), ("timeout", args.timeout), ("retries", args.retries)) if v is not None}
     )
     try:
-        if not args.no_save:
-            from civitgrab_desktop.jobs.update import save_queries
+        from civitgrab_desktop.jobs.update import forget_not_found, save_queries
 
-            await save_queries(library, params)
+        created = set() if args.no_save else await save_queries(library, params)
         job_id = await library.create_job("download", params.to_dict())
         job = DownloadJob(library, client, params, job_id=job_id, listener=TerminalProgress())
         summary = await run_job(job)
+        await forget_not_found(library, params, summary, created)
         print_summary(summary)
         if job.state.value == "stopped":
             return EXIT_INTERRUPTED

@@ -21,10 +21,26 @@ def query_options(params: DownloadParams) -> dict[str, Any]:
     return {k: v for k, v in params.to_dict().items() if k not in NOT_SAVED}
 
 
-async def save_queries(library, params: DownloadParams) -> list[int]:
-    """Save (or refresh the options of) one query per identifier; returns their ids."""
+async def save_queries(library, params: DownloadParams) -> set[str]:
+    """Save (or refresh the options of) one query per identifier, before the download runs (so
+    an interrupted download keeps its queries). Returns the identifiers that were new."""
+    known = {(q["mode"], q["identifier"]) for q in await library.list_queries()}
     options = query_options(params)
-    return [await library.save_query(params.mode, identifier, options) for identifier in params.identifiers]
+    for identifier in params.identifiers:
+        await library.save_query(params.mode, identifier, options)
+    return {i for i in params.identifiers if (params.mode, i) not in known}
+
+
+async def forget_not_found(library, params: DownloadParams, summary: dict[str, Any], created: set[str]) -> list[str]:
+    """A query saved by this download whose identifier the service does not know (a typo, an
+    unknown tag) is not worth checking later: remove it. Queries saved earlier stay."""
+    gone = []
+    missing = {t["identifier"] for t in summary.get("targets") or [] if t.get("status") == "not found"}
+    for q in await library.list_queries():
+        if q["mode"] == params.mode and q["identifier"] in missing & created:
+            await library.delete_query(q["id"])
+            gone.append(q["identifier"])
+    return gone
 
 
 def update_params(query, stop_after: int) -> DownloadParams:

@@ -152,3 +152,11 @@ async def test_the_schedule_and_the_menu_action_check_by_themselves(window, fake
     assert window.current_page() is page
     await wait_until(lambda: len(window.ctx.jobs.handles) > before and not page._checking, 120)
     assert window.ctx.jobs.handles[-1].bridge.summary["done"] == 2
+
+
+async def test_a_download_of_an_unknown_user_leaves_no_saved_query(window, out_dir):
+    _page, before = start_download(window, "grace, nobody_here_at_all", out_dir)
+    handle = await new_handle(window, before)
+    await wait_until(lambda: not handle.running, 60, what="the download")
+    page = await open_queries(window)
+    assert [q["identifier"] for q in page.queries] == ["grace"]

@@ -80,6 +80,19 @@ def test_saved_queries_can_be_listed_paused_edited_and_removed(workspace, fake_c
     assert workspace.cli("queries", "pause", "999").returncode == 2
 
 
+def test_identifiers_the_service_does_not_know_are_not_kept_as_queries(workspace, fake_civitai):
+    run = workspace.cli("--mode", "1", "--username", "grace,nobody_here_at_all")
+    assert run.returncode == 1 and "Not found: nobody_here_at_all" in run.stdout
+    run = workspace.cli("--mode", "3", "--tags", "no_such_tag_anywhere")
+    listing = workspace.cli("queries").stdout
+    assert "username grace" in listing
+    assert "nobody_here_at_all" not in listing and "no_such_tag_anywhere" not in listing
+    # a query saved earlier stays when its user later disappears from the service
+    fake_civitai.delete_images([i.id for i in fake_civitai.dataset.images_for_user("grace")])
+    workspace.cli("--mode", "1", "--username", "grace")
+    assert "username grace" in workspace.cli("queries").stdout
+
+
 def test_images_that_disappear_are_kept_and_marked_gone(workspace, fake_civitai):
     assert workspace.cli("--mode", "1", "--username", "grace").returncode == 0
     victims = [i.id for i in fake_civitai.dataset.images_for_user("grace")[:2]]

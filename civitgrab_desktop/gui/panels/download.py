@@ -34,7 +34,7 @@ from civitgrab_desktop.gui.util import plural, spawn
 from civitgrab_desktop.gui.widgets.common import Card, FolderPicker, SegmentedControl, hint, section_title
 from civitgrab_desktop.gui.widgets.job_card import JobList
 from civitgrab_desktop.jobs.download import DownloadJob, DownloadParams
-from civitgrab_desktop.jobs.update import save_queries
+from civitgrab_desktop.jobs.update import forget_not_found, save_queries
 
 LOG = logging.getLogger(__name__)
 
@@ -433,9 +433,10 @@ class DownloadPage(Page):
         """Create (or reuse, when resuming) the job record and run a DownloadJob."""
         ctx = self.ctx
         library = await ctx.library()
+        created: set[str] = set()
         if job_id is None:
             try:
-                await save_queries(library, params)
+                created = await save_queries(library, params)
                 self.ctx.queriesChanged.emit()
             except Exception as exc:  # saving for "Check for new" is a convenience
                 LOG.warning("could not save the queries of %s: %s", params.identifiers, exc)
@@ -449,6 +450,12 @@ class DownloadPage(Page):
 
         async def cleanup() -> None:
             await client.close()
+            if created:
+                try:
+                    if await forget_not_found(library, params, job.summary(), created):
+                        self.ctx.queriesChanged.emit()
+                except Exception as exc:
+                    LOG.warning("could not tidy the saved queries: %s", exc)
 
         handle = ctx.jobs.start(
             job,
