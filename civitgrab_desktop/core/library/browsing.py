@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from civitgrab_desktop.core.library.filters import ImageFilter, order_clause, without_fts
+from civitgrab_desktop.core.library.filters import ROWID_CONDITIONS, ImageFilter, order_clause, without_fts
 from civitgrab_desktop.core.library.rows import ImageRow
 from civitgrab_desktop.core.library.store_base import StoreBase
 
@@ -38,6 +38,17 @@ BROWSE_COLUMNS: tuple[str, ...] = (
 _BROWSE_SELECT = ", ".join(
     f"i.{c}" for c in BROWSE_COLUMNS if c not in ("webp_path", "tags_count")
 ) + (", c.webp_path, (SELECT COUNT(*) FROM image_tags it WHERE it.image_id = i.id) AS tags_count")
+
+# For the orders an index serves: the conditions that stay direct (the columns of the index
+# SQLite walks: idx_images_done_created, _done_reactions; for id, the dl_state indexes' ids are
+# sorted; downloaded_at walks its own one-column index). Other orders keep every
+# condition direct (the rows are read to sort them anyway). Measured on 100,000 images.
+ORDER_INDEX_COLUMNS: dict[str, tuple[str, ...]] = {
+    "created_at": ("dl_state", "created_at"),
+    "reactions": ("dl_state",),
+    "id": ("dl_state",),
+    "downloaded_at": (),
+}
 
 DISTINCT_COLUMNS = ("username", "model_version_name", "checkpoint_name", "base_model")
 
@@ -142,12 +153,20 @@ class BrowsingOps(StoreBase):
             image_filter = without_fts(image_filter)
         if order_by not in BROWSE_ORDERS:
             raise ValueError(f"cannot order images by {order_by!r}; choose one of {', '.join(BROWSE_ORDERS)}")
-        where, params = image_filter.to_sql()
+        # Conditions on the ordering index's own columns stay direct (SQLite walks that covering
+        # index in order); every other indexed condition becomes a rowid subquery answered by its
+        # column's index, so no candidate row is read from the table (see ImageFilter.to_sql).
+        direct = ORDER_INDEX_COLUMNS.get(order_by, ROWID_CONDITIONS)
+        where, params = image_filter.to_sql(via_rowid=[c for c in ROWID_CONDITIONS if c not in direct])
         direction = "DESC" if descending else "ASC"
         order = f"{BROWSE_ORDERS[order_by]} {direction}"
         if order_by != "id":
             order += f", images.id {direction}"
-        sql = f"SELECT images.id FROM images WHERE {where} ORDER BY {order}"
+        source = "images"
+        if order_by == "downloaded_at" and self._has_index("idx_images_downloaded"):
+            # no (dl_state, downloaded_at) index: left alone, SQLite reads every row to sort them
+            source = "images INDEXED BY idx_images_downloaded"
+        sql = f"SELECT images.id FROM {source} WHERE {where} ORDER BY {order}"
 
         def work(c) -> list[int]:
             cursor = c.cursor()
@@ -158,6 +177,12 @@ class BrowsingOps(StoreBase):
                 cursor.close()
 
         return self.run_read(work)
+
+    def _has_index(self, name: str) -> bool:
+        cache = self.__dict__.setdefault("_index_cache", {})
+        if name not in cache:
+            cache[name] = self._one("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)) is not None
+        return cache[name]
 
     def browse_rows(self, ids: Iterable[int]) -> list[dict[str, Any]]:
         """The light columns of `ids` (BROWSE_COLUMNS, with the WebP path and the number of tags),

@@ -4,7 +4,7 @@ turned into a parameterized SQL WHERE clause (values never spliced into SQL text
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -56,38 +56,68 @@ class ImageFilter:
             return value
         return cls(**dict(value))
 
-    def to_sql(self, table: str = "images") -> tuple[str, list[Any]]:
-        """(`cond AND cond ...` or `1`, params) for a query over `table` (name or alias)."""
+    def to_sql(self, table: str = "images", *, via_rowid: Collection[str] = ()) -> tuple[str, list[Any]]:
+        """(`cond AND cond ...` or `1`, params) for a query over `table` (name or alias).
+
+        `via_rowid` names conditions (of ROWID_CONDITIONS) to write as `id IN (SELECT id FROM
+        images WHERE cond)`: the same rows, but SQLite answers the subquery from that column's
+        own index and keeps scanning the outer query's (ordering, covering) index instead of
+        reading every candidate row from the table (on 100,000 images: ~20 ms instead of
+        ~200-400 ms for a filter on type, NSFW level, user, model version or tag state).
+        """
         t = table
         conds: list[str] = []
         params: list[Any] = []
+        rowid = set(via_rowid)
+        unknown = rowid - set(ROWID_CONDITIONS)
+        if unknown:
+            raise ValueError(f"no rowid form for {', '.join(sorted(unknown))}")
 
-        def any_of(column: str, values: str | Sequence[Any] | None) -> None:
+        def add(name: str, cond: str, values: Sequence[Any], *, with_dl: bool = False) -> None:
+            """`cond` names its columns as `{c}column`: direct (`{c}` is `table.`), or as a
+            rowid subquery over images (bare names)."""
+            if name in rowid:
+                inner, inner_params = cond.format(c=""), list(values)
+                dl = _as_list(self.dl_state)
+                if with_dl and dl:  # the column's index starts with dl_state
+                    inner = f"dl_state IN ({placeholders(len(dl))}) AND {inner}"
+                    inner_params = [*dl, *values]
+                conds.append(f"{t}.id IN (SELECT id FROM images WHERE {inner})")
+                params.extend(inner_params)
+            else:
+                conds.append(cond.format(c=f"{t}."))
+                params.extend(values)
+
+        def any_of(name: str, column: str, values: str | Sequence[Any] | None, *, with_dl: bool = False) -> None:
             items = _as_list(values)
-            if items is not None:
-                conds.append(f"{t}.{column} IN ({placeholders(len(items))})" if items else "0")
-                params.extend(items)
+            if items is None:
+                return
+            if not items:
+                conds.append("0")
+                return
+            if with_dl and not _as_list(self.dl_state):
+                with_dl = False
+                name = ""  # (dl_state, column) index without dl_state: no use, stay direct
+            add(name, f"{{c}}{column} IN ({placeholders(len(items))})", items, with_dl=with_dl)
 
         if self.ids is not None:
             # One JSON parameter instead of one per id: no limit on how many ids.
             conds.append(f"{t}.id IN (SELECT value FROM json_each(?))")
             params.append(json.dumps([int(i) for i in self.ids]))
-        any_of("dl_state", self.dl_state)
-        any_of("tag_state", self.tag_state)
-        any_of("cv_state", self.cv_state)
-        any_of("type", self.type)
-        any_of("nsfw_level", self.nsfw_levels)
+        any_of("dl_state", "dl_state", self.dl_state)
+        any_of("tag_state", "tag_state", self.tag_state, with_dl=True)
+        any_of("cv_state", "cv_state", self.cv_state, with_dl=True)
+        any_of("type", "type", self.type)
+        any_of("nsfw_level", "nsfw_level", self.nsfw_levels)
         for column, value in (
             ("model_version_name", self.model_version_name),
             ("checkpoint_name", self.checkpoint_name),
             ("base_model", self.base_model),
         ):
             if value is not None:
-                conds.append(f"{t}.{column} = ?")
-                params.append(value)
+                add(column, f"{{c}}{column} = ?", [value])
         if self.username is not None:
-            conds.append(f"{t}.username = ? COLLATE NOCASE")
-            params.append(self.username)
+            add("username", "{c}username = ? COLLATE NOCASE", [self.username])
         if self.source is not None:
             conds.append(
                 f"EXISTS (SELECT 1 FROM sources s WHERE s.image_id = {t}.id"
@@ -126,13 +156,18 @@ class ImageFilter:
             params.extend([like] * len(cols))
         if not self.include_gone:
             conds.append(f"{t}.gone_at IS NULL")
-        if self.created_after is not None:
-            conds.append(f"{t}.created_at >= ?")
-            params.append(self.created_after)
-        if self.created_before is not None:
-            conds.append(f"{t}.created_at < ?")
-            params.append(self.created_before)
+        dates = [(op, value) for op, value in ((">=", self.created_after), ("<", self.created_before))
+                 if value is not None]
+        if dates:
+            add("created_at", " AND ".join(f"{{c}}created_at {op} ?" for op, _v in dates), [v for _op, v in dates])
         return (" AND ".join(conds) if conds else "1"), params
+
+
+# Conditions ImageFilter.to_sql can write as rowid subqueries, each answered by an index of the
+# schema (idx_images_type, _nsfw, _username (NOCASE), _mvname, _created; tag and convert state by
+# idx_images_tag_work / _cv_work, which start with dl_state).
+ROWID_CONDITIONS = ("dl_state", "tag_state", "cv_state", "type", "nsfw_level", "username", "model_version_name",
+                    "created_at")
 
 
 def fts_query(text: str) -> str | None:
