@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRect, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QRect, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QImage, QImageReader
 
 from civitgrab_desktop.core.media.thumbs import UnsupportedMedia, make_thumbnail, thumb_cache_path
@@ -58,8 +58,34 @@ def source_box(bucket: int, width: int | None, height: int | None) -> tuple[int,
     return max(1, min(4 * bucket, round(width * scale))), max(1, min(4 * bucket, round(height * scale)))
 
 
+def _cover_geometry(width: int, height: int, size: int) -> tuple[QSize, QRect]:
+    """The scaled size that covers a size x size square, and the centred square within it."""
+    scale = max(size / width, size / height)
+    w, h = max(size, round(width * scale)), max(size, round(height * scale))
+    return QSize(w, h), QRect((w - size) // 2, (h - size) // 2, size, size)
+
+
+def read_cover(reader: QImageReader, size: int) -> QImage:
+    """Worker thread: read `reader`'s image scaled to cover a size x size square, cropped to it,
+    as premultiplied ARGB. The scaling and cropping happen inside QImageReader.read(), which
+    releases the GIL; QImage.scaled()/copy() called from Python hold it (a worker scaling
+    thumbnails that way stalls the GUI thread by tens of milliseconds)."""
+    source = reader.size()
+    if source.isValid() and source.width() > 0 and source.height() > 0:
+        scaled, clip = _cover_geometry(source.width(), source.height(), size)
+        reader.setScaledSize(scaled)
+        reader.setScaledClipRect(clip)
+    image = reader.read()
+    if image.isNull():
+        return image
+    if image.width() != size or image.height() != size:  # the size was unknown before reading
+        image = cover(image, size)
+    return image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+
+
 def cover(image: QImage, size: int) -> QImage:
-    """Scale `image` to cover a size x size square, crop the middle, premultiplied ARGB."""
+    """Scale `image` to cover a size x size square, crop the middle, premultiplied ARGB (holds
+    the GIL while scaling: prefer read_cover() in workers)."""
     if image.width() != size or image.height() != size:
         scaled = image.scaled(
             QSize(size, size), Qt.AspectRatioMode.KeepAspectRatioByExpanding, Qt.TransformationMode.SmoothTransformation
@@ -259,28 +285,44 @@ class ThumbnailLoader(QObject):
                 return _Result(key, None, "failed", str(exc))
             status = "made"
         reader = QImageReader(str(disk))
-        image = reader.read()
+        image = read_cover(reader, size)
         if image.isNull():
             disk.unlink(missing_ok=True)  # a broken cache file is made again next time
             return _Result(key, None, "failed", reader.errorString() or "unreadable thumbnail")
-        return _Result(key, cover(image, size), status)
+        return _Result(key, image, status)
 
     def _save_frame(self, key: tuple[int, int], frame: QImage) -> None:
-        """Worker thread: a video's first frame -> disk cache -> display image."""
+        """Worker thread: a video's first frame -> disk cache -> display image. The frame is
+        scaled by QImageReader (through an in-memory BMP), never by QImage.scaled(), so the
+        GUI thread keeps the GIL while a 1080p frame shrinks."""
         started = time.perf_counter()
         image_id, size = key
         bucket = bucket_for(size)
         disk = thumb_cache_path(self.cache_dir, image_id, bucket)
         try:
-            box = source_box(bucket, frame.width(), frame.height())
-            small = frame.scaled(QSize(*box), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            data = QByteArray()
+            sink = QBuffer(data)
+            sink.open(QIODevice.OpenModeFlag.WriteOnly)
+            frame.save(sink, "BMP")
+            sink.close()
+            source = QBuffer(data)
+            source.open(QIODevice.OpenModeFlag.ReadOnly)
+            reader = QImageReader(source, b"BMP")
+            reader.setScaledSize(QSize(*source_box(bucket, frame.width(), frame.height())).boundedTo(frame.size()))
+            small = reader.read()
+            source.close()
+            if small.isNull():
+                raise ValueError(reader.errorString() or "cannot scale the video frame")
             disk.parent.mkdir(parents=True, exist_ok=True)
             tmp = disk.with_name(f".{disk.name}.{threading.get_ident()}.tmp")
             if small.save(str(tmp), "WEBP", 82):
                 os.replace(tmp, disk)
+                image = read_cover(QImageReader(str(disk)), size)
             else:
                 tmp.unlink(missing_ok=True)
-            result = _Result(key, cover(small, size), "frame")
+                image = cover(small, size)
+            result = (_Result(key, image, "frame") if not image.isNull()
+                      else _Result(key, None, "failed", "unreadable thumbnail"))
         except Exception as exc:
             result = _Result(key, None, "failed", str(exc) or type(exc).__name__)
         result.seconds = time.perf_counter() - started
