@@ -323,6 +323,9 @@ class ConvertJob(Job):
             self._exhausted = True
             return False
         self._claimed += len(rows)
+        # Largest pictures first: the last ones to finish are small, so no worker sits idle long
+        # at the end while another still encodes a big one.
+        rows.sort(key=lambda r: ((r.width or 0) * (r.height or 0), r.bytes or 0), reverse=True)
         self._queue.extend(rows)
         return True
 

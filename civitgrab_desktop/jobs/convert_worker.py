@@ -30,7 +30,7 @@ from civitgrab_desktop.core.media import files
 from civitgrab_desktop.core.media.exif import build_exif, embedded_parameters
 from civitgrab_desktop.core.media.phash import hash_distance, phash_of
 from civitgrab_desktop.core.media.sniff import GIF, JPEG, PNG, SNIFF_BYTES, WEBP, type_from_magic
-from civitgrab_desktop.core.media.webp import WEBP_MAX_SIDE, _to_webp_mode, convert_to_webp
+from civitgrab_desktop.core.media.webp import WEBP_MAX_SIDE, _to_webp_mode, convert_to_webp, decode_webp
 from civitgrab_desktop.core.media.webp_riff import (
     WebPFormatError,
     build_webp,
@@ -249,12 +249,16 @@ def image_hash(im: Image.Image) -> str:
     box-reducing to >= HASH_BASE px. Source and WebP are hashed the same way, so their distance
     is meaningful; the reduction keeps exactly what phash looks at (the lowest frequencies)."""
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
+        # Flattened before reducing: the colour under transparent pixels (which lossy WebP
+        # changes) must not bleed into the average.
         rgba = im.convert("RGBA")
         im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
-    elif im.mode not in ("RGB", "L"):
+    elif im.mode not in ("RGB", "L", "RGBX"):
         im = im.convert("RGB")
     factor = min(im.size) // HASH_BASE
     small = im.reduce(factor) if factor > 1 else im.copy()
+    if small.mode == "RGBX":  # the padding byte is not a colour
+        small = small.convert("RGB")
     small.info = {}  # already oriented: phash_of must not turn it again
     return phash_of(small)
 
@@ -263,27 +267,17 @@ def verify_webp(path: Path, expected: _Expected, threshold: int) -> str:
     """Re-open the written WebP, decode every frame it has, compare size, frames and pHash.
     Returns its hash; raises ItemFailed with the reason otherwise."""
     try:
-        with Image.open(path) as im:
-            if im.format != "WEBP":
-                raise ItemFailed(f"verification failed: the output is {im.format}, not WebP")
-            if im.size != expected.size:
-                raise ItemFailed(
-                    f"verification failed: the WebP is {im.width}x{im.height}, "
-                    f"the original {expected.size[0]}x{expected.size[1]}"
-                )
-            frames = getattr(im, "n_frames", 1)
-            if frames != expected.frames:
-                raise ItemFailed(f"verification failed: {frames} frames, the original has {expected.frames}")
-            if frames > 1:
-                im.seek(frames - 1)
-                im.load()
-                im.seek(0)
-            im.load()
-            webp_hash = image_hash(im)
-    except ItemFailed:
-        raise
+        decoded = decode_webp(path.read_bytes())
+        webp_hash = image_hash(decoded.first)
     except Exception as exc:
         raise ItemFailed(f"verification failed: the WebP cannot be decoded ({type(exc).__name__}: {exc})") from exc
+    if decoded.size != expected.size:
+        raise ItemFailed(
+            f"verification failed: the WebP is {decoded.size[0]}x{decoded.size[1]}, "
+            f"the original {expected.size[0]}x{expected.size[1]}"
+        )
+    if decoded.frames != expected.frames:
+        raise ItemFailed(f"verification failed: {decoded.frames} frames, the original has {expected.frames}")
     distance = hash_distance(expected.src_hash, webp_hash)
     if distance > threshold:
         raise ItemFailed(

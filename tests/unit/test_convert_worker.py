@@ -404,3 +404,36 @@ def _alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+@pytest.mark.parametrize("kind", ["still", "alpha", "animated"])
+def test_fast_webp_decode_matches_pillow_s_public_path(tmp_path, kind, monkeypatch):
+    from civitgrab_desktop.core.media import webp as webp_mod
+
+    path = tmp_path / f"{kind}.webp"
+    if kind == "animated":
+        first, *rest = frames(4)
+        first.save(path, "WEBP", save_all=True, append_images=rest, duration=50, quality=80)
+    elif kind == "alpha":
+        im = photo((200, 130)).convert("RGBA")
+        im.putalpha(Image.linear_gradient("L").resize((200, 130)))
+        im.save(path, "WEBP", quality=80)
+    else:
+        photo((300, 200)).save(path, "WEBP", quality=80)
+    data = path.read_bytes()
+    fast = webp_mod.decode_webp(data)
+
+    def broken(_data):
+        raise AttributeError("no such private API")
+
+    monkeypatch.setattr(webp_mod, "_decode_direct", broken)
+    slow = webp_mod.decode_webp(data)
+    assert (fast.size, fast.frames) == (slow.size, slow.frames)
+    assert image_hash(fast.first) == image_hash(slow.first)
+    assert fast.first.convert("RGBA").tobytes() == slow.first.convert("RGBA").tobytes()
+    with pytest.raises(Exception):
+        webp_mod.decode_webp(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not WebP"):
+        buf = tmp_path / "x.png"
+        photo((20, 20)).save(buf, "PNG")
+        webp_mod.decode_webp(buf.read_bytes())

@@ -14,6 +14,7 @@ Decisions:
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +39,11 @@ __all__ = [
     "WEBP_MAX_SIDE",
     "ConvertError",
     "ConvertOutcome",
+    "DecodedWebP",
     "ExifBuild",
     "build_exif",
     "convert_to_webp",
+    "decode_webp",
     "embedded_parameters",
     "exif_info_from_record",
     "insert_exif",
@@ -120,6 +123,57 @@ def convert_to_webp(
             size = still.size
             webp_bytes = _save_fsynced(still, dst_tmp, **params)
     return ConvertOutcome(size[0], size[1], frames, src.stat().st_size, webp_bytes)
+
+
+@dataclass(frozen=True)
+class DecodedWebP:
+    size: tuple[int, int]
+    frames: int  # every one of them was decoded
+    first: Image.Image  # the first frame (mode RGB, RGBX or RGBA)
+
+
+def decode_webp(data: bytes) -> DecodedWebP:
+    """Decode every frame of a WebP file held in `data`; raises (ValueError, OSError...) when it
+    is not a complete WebP. Returns its size, frame count and first frame.
+
+    Pillow's own libwebp decoder is called directly when it has the shape Pillow 13 gives it:
+    Image.open() + load() copies each frame twice more (bytes, BytesIO, raw unpack), a third of
+    the decode time. Anything unexpected there falls back to the public API, which decodes the
+    same bitstream with the same libwebp.
+    """
+    try:
+        return _decode_direct(data)
+    except Exception:
+        pass
+    with Image.open(io.BytesIO(data)) as im:
+        if im.format != "WEBP":
+            raise ValueError(f"the file is {im.format}, not WebP")
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            im.seek(frames - 1)
+            im.load()
+            im.seek(0)
+        im.load()
+        return DecodedWebP(im.size, frames, im.copy())
+
+
+def _decode_direct(data: bytes) -> DecodedWebP:
+    from PIL import _webp
+
+    decoder = _webp.WebPAnimDecoder(data)
+    size, _loop, _background, frames, rawmode = decoder.get_info()
+    if rawmode not in ("RGBX", "RGBA") or not isinstance(frames, int) or frames < 1:
+        raise ValueError(f"unexpected decoder info {rawmode!r}, {frames!r}")
+    first = None
+    for _ in range(frames):
+        ret = decoder.get_next()
+        if ret is None:
+            raise ValueError("a frame of the WebP cannot be decoded")
+        if first is None:
+            first = ret[0]
+    if not isinstance(first, bytes) or len(first) != size[0] * size[1] * 4:
+        raise ValueError("unexpected decoder output")
+    return DecodedWebP(tuple(size), frames, Image.frombuffer(rawmode, tuple(size), first, "raw", rawmode, 0, 1))
 
 
 def insert_exif(webp_path: str | os.PathLike, exif_bytes: bytes | None) -> None:
