@@ -216,6 +216,8 @@ class ConvertJob(Job):
             self._persisted = True
         self._describe()
         self.tally.total = await self._count_due()
+        if not self.tally.total:
+            await self._explain_nothing_due()
         loop = asyncio.get_running_loop()
         self._last_renew = loop.time()
         while True:
@@ -271,7 +273,8 @@ class ConvertJob(Job):
             self.message(f"Converting to {what} in place: each original is removed after its WebP is verified "
                          "(videos stay as they are)")
         else:
-            self.message(f"Converting to {what} into {self._browse_root()} (originals are kept)")
+            kept = "originals are kept; videos are moved" if p.videos == "move" else "originals are kept"
+            self.message(f"Converting to {what} into {self._browse_root()} ({kept})")
 
     def _browse_root(self) -> Path:
         root = self.params.dest_root
@@ -282,6 +285,18 @@ class ConvertJob(Job):
         return dict(only_tagged=p.only_tagged, username=p.username or None, model_version_name=p.model_version or None,
                     source=parse_source(p.source), nsfw=p.nsfw_class, pg13_is_nsfw=p.pg13_is_nsfw,
                     include_videos=p.include_videos)
+
+    async def _explain_nothing_due(self) -> None:
+        """Say why a run finds nothing to do (the filters, tags not fetched yet, all done)."""
+        with contextlib.suppress(Exception):
+            if self.params.only_tagged:
+                kwargs = {**self._filter_kwargs(), "only_tagged": False}
+                waiting = await self.library.count_images(ImageFilter(dl_state="done", cv_state=["never", "failed"], **kwargs))
+                if waiting:
+                    self.message(f"Nothing to convert yet: {waiting} downloaded image(s) have no tags fetched "
+                                 "(--only-tagged); fetch them first with: civitgrab-cli tags")
+                    return
+            self.message("Nothing to convert: every downloaded image that matches is converted already")
 
     async def _count_due(self) -> int:
         f = ImageFilter(dl_state="done", cv_state=["never", "failed"], **self._filter_kwargs())

@@ -168,10 +168,31 @@ def place_video(task: VideoTask) -> TaskResult:
     else:
         how = link_over(src, dst)
     write_sidecar(dst, task.record, task.tags, None)
+    if how == "moved":
+        _carry_sidecars(src, dst, task.image_id)
     return TaskResult(
         task.image_id, "converted", how=how, webp_path=str(dst), src_bytes=size, webp_bytes=size,
         original_removed=task.move and dst != src,
     )
+
+
+def _carry_sidecars(src: Path, dst: Path, image_id: int) -> None:
+    """A moved video takes its sidecars along: the old `<id>.json` is replaced by the one just
+    written beside `dst` (which has everything it had), the classic `<id>_meta.txt` /
+    `<id>_no_meta.txt` move next to it. Only files that name this image are touched."""
+    old_json = src.with_name(f"{image_id}.json")
+    if old_json != dst.with_suffix(".json") and old_json.is_file():
+        with contextlib.suppress(OSError, sidecars.SidecarError):
+            if sidecars.read_json_sidecar(old_json).get("id") == image_id:
+                old_json.unlink()
+    for suffix in ("_meta.txt", "_no_meta.txt"):
+        old = src.with_name(f"{image_id}{suffix}")
+        new = dst.with_name(old.name)
+        if old != new and old.is_file():
+            with contextlib.suppress(OSError):
+                os.replace(old, new)
+    files.fsync_dir(src.parent)
+    files.fsync_dir(dst.parent)
 
 
 def _moved_before(task: VideoTask) -> TaskResult | None:
@@ -185,6 +206,7 @@ def _moved_before(task: VideoTask) -> TaskResult | None:
         return None
     remove_stale_temps(dst)
     write_sidecar(dst, task.record, task.tags, None)
+    _carry_sidecars(src, dst, task.image_id)
     size = dst.stat().st_size
     return TaskResult(
         task.image_id, "converted", how="moved", webp_path=str(dst), src_bytes=size, webp_bytes=size,

@@ -285,3 +285,16 @@ async def test_a_resumed_job_records_the_whole_job_s_progress(tmp_path):
         assert row.progress["bytes_saved"] == summary["bytes_saved"] + rest["bytes_saved"]
     finally:
         await library.close()
+
+
+async def test_a_run_with_nothing_to_do_says_why(tmp_path):
+    db = tmp_path / "library.sqlite3"
+    add_images(db, tmp_path / "dl", [{"id": 500}, {"id": 501}])  # no tags fetched
+    events = []
+    _, summary = await run_job(db, ConvertParams(dest=str(tmp_path / "o"), only_tagged=True), listener=events.append)
+    texts = [e.text for e in events if isinstance(e, MessageEvent)]
+    assert summary["done"] == 0 and any("2 downloaded image(s) have no tags fetched" in t for t in texts), texts
+    await run_job(db, ConvertParams(dest=str(tmp_path / "o")))
+    events.clear()
+    await run_job(db, ConvertParams(dest=str(tmp_path / "o")), listener=events.append)
+    assert any("converted already" in e.text for e in events if isinstance(e, MessageEvent))

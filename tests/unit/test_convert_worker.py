@@ -349,11 +349,16 @@ def test_videos_are_placed_with_their_sidecar(tmp_path, move):
     src.parent.mkdir()
     src.write_bytes((MEDIA / "clip_64.mp4").read_bytes())
     original = src.read_bytes()
+    (src.parent / "20.json").write_text(json.dumps(record(20, type="video")))
+    (src.parent / "20_meta.txt").write_text("prompt: a lighthouse")
     result = run_task(VideoTask(20, str(src), str(tmp_path / "out"), move, TAGS, record(20, type="video")))
     assert result.status == "converted", result.reason
     placed = tmp_path / "out" / "20.mp4"
     assert placed.read_bytes() == original and result.webp_path == str(placed)
     assert result.original_removed == move and src.exists() == (not move)
+    # A moved video takes its sidecars along; a copy leaves the download's folder as it was.
+    assert (src.parent / "20.json").exists() == (not move) and (src.parent / "20_meta.txt").exists() == (not move)
+    assert (tmp_path / "out" / "20_meta.txt").exists() == move
     if not move:
         assert os.path.samefile(src, placed)
     assert json.loads((tmp_path / "out" / "20.json").read_text())["tags"] == TAGS
@@ -431,7 +436,7 @@ def test_fast_webp_decode_matches_pillow_s_public_path(tmp_path, kind, monkeypat
     assert (fast.size, fast.frames) == (slow.size, slow.frames)
     assert image_hash(fast.first) == image_hash(slow.first)
     assert fast.first.convert("RGBA").tobytes() == slow.first.convert("RGBA").tobytes()
-    with pytest.raises(Exception):
+    with pytest.raises((OSError, ValueError)):  # truncated
         webp_mod.decode_webp(data[: len(data) // 2])
     with pytest.raises(ValueError, match="not WebP"):
         buf = tmp_path / "x.png"
