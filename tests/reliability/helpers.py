@@ -338,20 +338,23 @@ def converted_webp_problem(data: bytes, image_id: int, original: bytes, content_
         return "it has no civitgrab EXIF (not written by the converter)"
     if comment.get("id") != image_id:
         return f"its EXIF describes image {comment.get('id')}"
-    if content_type == "image/webp":
-        if image_chunks(parse_chunks(data)) != image_chunks(parse_chunks(original)):
-            return "its picture chunks differ from the original WebP's"
-        return None
-    with Image.open(io.BytesIO(original)) as src, Image.open(io.BytesIO(data)) as out:
-        if out.format != "WEBP":
-            return f"it is {out.format}"
-        src_frames, out_frames = getattr(src, "n_frames", 1), getattr(out, "n_frames", 1)
-        if src_frames != out_frames:
-            return f"{out_frames} frames, the original has {src_frames}"
-        src_hash = _plain_phash(src)
-        if out.size != oriented_size(src):
-            return f"it is {out.size[0]}x{out.size[1]}, the original {src.size[0]}x{src.size[1]}"
-        distance = src_hash - _plain_phash(out)
+    try:
+        if content_type == "image/webp":
+            if image_chunks(parse_chunks(data)) != image_chunks(parse_chunks(original)):
+                return "its picture chunks differ from the original WebP's"
+            return None
+        with Image.open(io.BytesIO(original)) as src, Image.open(io.BytesIO(data)) as out:
+            if out.format != "WEBP":
+                return f"it is {out.format}"
+            src_frames, out_frames = getattr(src, "n_frames", 1), getattr(out, "n_frames", 1)
+            if src_frames != out_frames:
+                return f"{out_frames} frames, the original has {src_frames}"
+            src_hash = _plain_phash(src)
+            if out.size != oriented_size(src):
+                return f"it is {out.size[0]}x{out.size[1]}, the original {src.size[0]}x{src.size[1]}"
+            distance = src_hash - _plain_phash(out)
+    except Exception as exc:  # truncated, garbage
+        return f"it cannot be decoded ({type(exc).__name__}: {exc})"
     if distance > CONVERTED_MAX_DISTANCE:
         return f"perceptual hash distance {distance} from the original"
     return None

@@ -301,3 +301,46 @@ def test_sigkill_conversions_at_random_moments(ws, fake, mode):
     if mode == "move-videos":
         for image_id, path in ws.sql("SELECT id, path FROM images WHERE type = 'video'"):
             assert "CivitAI_Browse" in path and Path(path).is_file(), (image_id, path)
+
+
+def test_the_conversion_checker_catches_unfaithful_webps(fake, tmp_path):
+    """The checks above must be able to fail: a WebP of another picture, of the right picture but
+    cut short, with another image's EXIF, or a WebP original whose picture was re-encoded."""
+    import io
+
+    from PIL import Image
+
+    from civitgrab_desktop.core.media.exif import build_exif
+    from civitgrab_desktop.core.media.webp_riff import build_webp, parse_chunks, with_exif
+    from tests.reliability.helpers import converted_webp_problem
+
+    dataset = fake.dataset
+    items = [i for i in dataset.images_for_user("erin") if i.width >= 96 and i.height >= 96]
+    jpeg = next(i for i in items if i.media_format in ("jpeg", "png"))
+    other = next(i for i in items if i.media_format in ("jpeg", "png") and i.id != jpeg.id)
+    webp = next(i for i in dataset.images_for_user("erin") if i.media_format == "webp")
+
+    def webp_of(item, image_id: int, quality: int = 90) -> bytes:
+        data, _ = dataset.media(item.id)
+        buf = io.BytesIO()
+        with Image.open(io.BytesIO(data)) as im:
+            im.convert("RGB").save(buf, "WEBP", quality=quality, exif=build_exif({"id": image_id}, []).data)
+        return buf.getvalue()
+
+    original, content_type = dataset.media(jpeg.id)
+    good = webp_of(jpeg, jpeg.id)
+    assert converted_webp_problem(good, jpeg.id, original, content_type) is None
+    wrong = converted_webp_problem(webp_of(other, jpeg.id), jpeg.id, original, content_type)
+    assert wrong and ("distance" in wrong or "the original" in wrong), wrong  # another picture
+    assert "describes image" in converted_webp_problem(webp_of(jpeg, other.id), jpeg.id, original, content_type)
+    cut = converted_webp_problem(good[: len(good) // 2], jpeg.id, original, content_type)
+    assert cut and "cannot" in cut, cut
+
+    webp_original, webp_type = dataset.media(webp.id)
+    exif = build_exif({"id": webp.id}, []).data
+    ours = build_webp(with_exif(parse_chunks(webp_original), exif))
+    assert converted_webp_problem(ours, webp.id, webp_original, webp_type) is None
+    with Image.open(io.BytesIO(webp_original)) as im:
+        buf = io.BytesIO()
+        im.save(buf, "WEBP", quality=50, exif=exif)  # re-encoded: same picture, other chunks
+    assert "picture chunks differ" in converted_webp_problem(buf.getvalue(), webp.id, webp_original, webp_type)
