@@ -39,6 +39,7 @@ LOG = logging.getLogger(__name__)
 PAGE_SIZE = 200
 MAX_CACHED_ITEMS = 20_000
 KEEP_PAGES_AROUND = 4  # queued pages further than this from the screen are dropped
+ROW_MAP_AFTER = 16  # row_of() lookups since the rows changed before the id -> row map is built
 
 ItemRole = Qt.ItemDataRole.UserRole + 1
 IdRole = Qt.ItemDataRole.UserRole + 2
@@ -116,7 +117,8 @@ class GalleryModel(QStringListModel):
         super().__init__(parent)
         self._reader_provider = reader
         self._ids: list[int] = []
-        self._row_of: dict[int, int] | None = None  # built on demand
+        self._row_of: dict[int, int] | None = None  # built on demand (see row_of)
+        self._lookups = 0
         self._items: OrderedDict[int, GalleryItem] = OrderedDict()
         self._missing: set[int] = set()  # ids listed but gone from the library when read
         self._loaded_pages: set[int] = set()
@@ -201,9 +203,26 @@ class GalleryModel(QStringListModel):
         return self._items.get(image_id)
 
     def row_of(self, image_id: int) -> int | None:
-        if self._row_of is None:
+        """The row of `image_id`, or None. A few lookups scan the list (C speed, ~1 ms for
+        100,000 ids); the id -> row map (~10 ms to build on the GUI thread) is made only when
+        lookups keep coming for the same rows."""
+        if self._row_of is not None:
+            return self._row_of.get(image_id)
+        self._lookups += 1
+        if self._lookups > ROW_MAP_AFTER:
             self._row_of = {i: r for r, i in enumerate(self._ids)}
-        return self._row_of.get(image_id)
+            return self._row_of.get(image_id)
+        try:
+            return self._ids.index(image_id)
+        except ValueError:
+            return None
+
+    def row_in(self, image_id: int, first: int, last: int) -> int | None:
+        """The row of `image_id` if it is within rows first..last (the screen): no map needed."""
+        try:
+            return self._ids.index(image_id, max(0, first), max(0, last + 1))
+        except ValueError:
+            return None
 
     def is_page_loaded(self, page: int) -> bool:
         return page in self._loaded_pages
@@ -264,12 +283,12 @@ class GalleryModel(QStringListModel):
         self._wanted_pages.clear()
         if same:
             # Same rows: keep the view (selection, scroll); rows reload as they are painted.
-            self._row_of = None
+            self._row_of, self._lookups = None, 0
             if ids:
                 self.dataChanged.emit(self.index(0), self.index(len(ids) - 1), [ItemRole])
             return
         self._ids = ids
-        self._row_of = None
+        self._row_of, self._lookups = None, 0
         self.setStringList([""] * len(ids))  # the reset (views re-read every row from _ids)
 
     def remove_ids(self, removed: set[int]) -> None:
@@ -282,13 +301,13 @@ class GalleryModel(QStringListModel):
             self.removeRows(first, last - first + 1)
         for image_id in removed:
             self._items.pop(image_id, None)
-        self._row_of = None
+        self._row_of, self._lookups = None, 0
         self._loaded_pages.clear()
 
     def _on_rows_removed(self, parent: QModelIndex, first: int, last: int) -> None:
         if not parent.isValid():
             del self._ids[first : last + 1]
-            self._row_of = None
+            self._row_of, self._lookups = None, 0
 
     async def reload_items(self, ids: list[int]) -> None:
         """Read these rows again (after fetching tags, converting...) and repaint them."""

@@ -8,8 +8,8 @@
   make a new disk cache per pixel. Images are made with Pillow (draft() decoding) in worker
   threads; a video's first frame comes from the FrameGrabber (QMediaPlayer on the GUI thread) and
   is written to the same cache by a worker.
-* Memory: an LRU of display-ready QImages (exact size, premultiplied ARGB: painting never
-  scales) bounded by bytes.
+* Memory: an LRU of display-ready QImages (exact size, premultiplied ARGB, corners already
+  rounded: painting never scales or clips) bounded by bytes.
 * Scheduling: `get()` never blocks; it queues a request. At most `workers` requests run at once;
   the rest wait in a queue that `retain()` trims to the cards still on screen, so scrolling fast
   never builds a backlog of thumbnails nobody will see.
@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -28,8 +29,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QRect, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QImage, QImageReader
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QIODevice,
+    QObject,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import QBrush, QImage, QImageReader, QPainter
 
 from civitgrab_desktop.core.media.thumbs import UnsupportedMedia, make_thumbnail, thumb_cache_path
 from civitgrab_desktop.gui.gallery.video import FrameGrabber
@@ -39,6 +52,7 @@ LOG = logging.getLogger(__name__)
 BUCKETS = (128, 256, 384, 512, 768)
 DEFAULT_MEMORY_BYTES = 160 * 1024 * 1024
 MAX_FAILED = 20_000
+WORKER_NICE = 10  # Linux: thumbnail worker threads run at this niceness
 
 
 def bucket_for(size: int) -> int:
@@ -56,6 +70,27 @@ def source_box(bucket: int, width: int | None, height: int | None) -> tuple[int,
     short = min(width, height)
     scale = bucket / short
     return max(1, min(4 * bucket, round(width * scale))), max(1, min(4 * bucket, round(height * scale)))
+
+
+def thumb_corner(size: int) -> int:
+    """The radius of a thumbnail's rounded corners (the same share of any size, in the size's
+    own unit: logical px for the delegate, device px for the images made here)."""
+    return max(3, round(size * 0.04))
+
+
+def rounded(image: QImage, size: int) -> QImage:
+    """`image` (size x size) with transparent, antialiased rounded corners: the delegate draws
+    it as is, with no per-paint clip path (costly in the raster engine, on every card)."""
+    out = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
+    out.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(out)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QBrush(image))
+    corner = thumb_corner(size)
+    painter.drawRoundedRect(QRectF(0, 0, size, size), corner, corner)
+    painter.end()
+    return out
 
 
 def _cover_geometry(width: int, height: int, size: int) -> tuple[QSize, QRect]:
@@ -80,7 +115,7 @@ def read_cover(reader: QImageReader, size: int) -> QImage:
         return image
     if image.width() != size or image.height() != size:  # the size was unknown before reading
         image = cover(image, size)
-    return image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    return rounded(image, size)
 
 
 def cover(image: QImage, size: int) -> QImage:
@@ -142,7 +177,7 @@ class ThumbnailLoader(QObject):
         self._inflight: set[tuple[int, int]] = set()
         self._video_waiting: dict[int, list[tuple[tuple[int, int], ThumbItem]]] = {}
         self._waiting_keys: set[tuple[int, int]] = set()
-        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="thumbs")
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="thumbs", initializer=_background_thread)
         self._closed = False
         self._lock = threading.Lock()
         self.stats: Counter = Counter()
@@ -320,7 +355,7 @@ class ThumbnailLoader(QObject):
                 image = read_cover(QImageReader(str(disk)), size)
             else:
                 tmp.unlink(missing_ok=True)
-                image = cover(small, size)
+                image = rounded(cover(small, size), size)
             result = (_Result(key, image, "frame") if not image.isNull()
                       else _Result(key, None, "failed", "unreadable thumbnail"))
         except Exception as exc:
@@ -394,6 +429,15 @@ class ThumbnailLoader(QObject):
         self._pending.clear()
         self.frames.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _background_thread() -> None:
+    """Thumbnail workers give way to the GUI thread when the cores are busy (a 2-core machine
+    runs the GUI, the library reader and two workers). Linux only: there niceness is per thread;
+    elsewhere setpriority would change the whole process."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
 
 
 def _existing(*paths: str | None) -> str | None:

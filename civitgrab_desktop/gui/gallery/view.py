@@ -167,11 +167,9 @@ class GalleryView(QListView):
                 self.gallery_model._want(page)
 
     def _on_thumbnail(self, image_id: int) -> None:
-        row = self.gallery_model.row_of(image_id)
-        if row is None:
-            return
         first, last = self.visible_rows()
-        if first <= row <= last:
+        row = self.gallery_model.row_in(image_id, first, last)
+        if row is not None:
             self.update(self.gallery_model.index(row))
 
     # -- hover preview ----------------------------------------------------------------------------
