@@ -75,6 +75,42 @@ async def composite_dialog(window: MainWindow, dialog, path: Path) -> None:
     print(f"saved {path}")
 
 
+async def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"gave up waiting for {predicate}")
+        await asyncio.sleep(0.05)
+
+
+async def show_gallery(window: MainWindow) -> None:
+    """The grid with its thumbnails made, newest first (the tour's library has a few videos),
+    and the detail pane on the still image with the most community tags."""
+    window.show_page("gallery")
+    page = window.page("gallery")
+    await wait_for(lambda: page.pending_refresh is not None)
+    await asyncio.shield(page.pending_refresh)
+    await page.refresh()  # the tags and conversions the tour just made
+    page.view.verticalScrollBar().setValue(0)
+    first, last = page.view.visible_rows()
+    items = [page.model.item(r) for r in range(first, last + 1)]
+    stills = [i for i in items if i is not None and not i.is_video and i.tag_state == "done"]
+    pick = max(stills, key=lambda i: (i.tags_count, i.id), default=None)
+    if pick is not None:
+        await page.show_item(pick.id)
+        page.view.scrollToTop()
+        await wait_for(lambda: page.detail.media.current_image() is not None)
+    await asyncio.sleep(0.3)
+    await wait_for(lambda: page.loader.pending() == 0 and page.loader.frames.pending() == 0)
+
+
+async def show_database(window: MainWindow) -> None:
+    window.show_page("database")
+    page = window.page("database")
+    await wait_for(lambda: page.model.rowCount() > 0)
+    page.table.selectRow(min(2, page.model.rowCount() - 1))
+
+
 async def tour(app, args) -> None:
     loop = asyncio.get_running_loop()
     services = Services.create(data_dir=args.data_dir, api_base=args.api_base)
@@ -153,9 +189,10 @@ async def tour(app, args) -> None:
             await asyncio.sleep(0.1)
     await grab(window, out / f"convert-{suffix}.png")
 
-    for key in ("gallery", "database"):
-        window.show_page(key)
-        await grab(window, out / f"{key}-{suffix}.png")
+    await show_gallery(window)
+    await grab(window, out / f"gallery-{suffix}.png")
+    await show_database(window)
+    await grab(window, out / f"database-{suffix}.png")
 
     window.show_page("download")
     window.toggle_log()

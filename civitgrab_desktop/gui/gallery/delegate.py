@@ -1,5 +1,6 @@
 """Paints a gallery card: the thumbnail (or the hover preview's current video frame, or a
-placeholder while it loads), the NSFW level badge, a video badge, and the tag / WebP state.
+placeholder while it loads), the NSFW level badge, a video badge, and the tag / WebP state (a
+folder for a video the converter filed into the organized layout).
 
 Painting never waits: a missing thumbnail is requested from the loader and a placeholder is
 drawn; the loader's `ready` signal repaints the card. Nothing here scales an image per paint
@@ -154,8 +155,9 @@ class GalleryDelegate(QStyledItemDelegate):
             pm = self._pill(text, "#96000000" if done else "#c93636", font, dpr, icon="tag")
             painter.drawPixmap(x, bottom - round(pm.height() / dpr), pm)
             x += round(pm.width() / dpr) + 4
-        if item.cv_state == "done":
-            pm = self._pill("WEBP", "#12805c", font, dpr)
+        if item.cv_state == "done":  # a video is not converted: it was filed in the organized layout
+            pm = self._pill("", "#12805c", font, dpr, icon="folder") if item.is_video else \
+                self._pill("WEBP", "#12805c", font, dpr)
             painter.drawPixmap(x, bottom - round(pm.height() / dpr), pm)
 
     def _caption_line(self, painter: QPainter, option, item: GalleryItem, thumb: QRect) -> None:
@@ -267,7 +269,7 @@ class GalleryDelegate(QStyledItemDelegate):
         h = fm.height() + 6
         text_w = fm.horizontalAdvance(text) if text else 0
         if icon:
-            w = h + (text_w + 4 if text else 0)
+            w = h + (text_w + 6 if text else 0)
         else:
             w = text_w + 12
         pm = _transparent(QSize(w, h), dpr)
@@ -280,7 +282,7 @@ class GalleryDelegate(QStyledItemDelegate):
         if icon:
             p.drawPixmap(QPointF(3 if icon == "tag" else 4, 3), icons.pixmap(icon, h - 6, "#ffffff"))
             if text:
-                p.drawText(QRectF(h - 3, 0, w - h + 1, h), Qt.AlignmentFlag.AlignVCenter, text)
+                p.drawText(QRectF(h - 1, 0, w - h + 1, h), Qt.AlignmentFlag.AlignVCenter, text)
         else:
             p.drawText(QRectF(0, 0, w, h), Qt.AlignmentFlag.AlignCenter, text)
         p.end()

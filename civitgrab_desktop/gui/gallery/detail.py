@@ -278,7 +278,9 @@ class DetailPane(QWidget):
                              ("Tag fetch failed" if row.tag_state == "failed" else "No tags yet"),
                              row.tag_error or "", "success" if row.tag_state == "done" else
                              ("danger" if row.tag_state == "failed" else "muted")), ""))
-        if row.cv_state == "done":
+        if row.cv_state == "done" and row.is_video:
+            chips.append((_chip("Organized", "Copied into the organized CivitAI_Browse layout", "success"), ""))
+        elif row.cv_state == "done":
             chips.append((_chip("WebP", "Converted to WebP", "success"), ""))
         elif row.cv_state == "failed":
             chips.append((_chip("Convert failed", row.cv_error or "", "danger"), ""))
@@ -358,8 +360,8 @@ class DetailPane(QWidget):
             self._add_field(self.files_form, "Downloaded", row.downloaded_at.replace("T", " ")[:19])
         if detail.conversion is not None:
             conv = detail.conversion
-            self._add_field(self.files_form, "WebP", conv.webp_path)
-            if conv.webp_bytes:
+            self._add_field(self.files_form, "Organized copy" if row.is_video else "WebP", conv.webp_path)
+            if conv.webp_bytes and not row.is_video:
                 saved = f"{human_bytes(conv.webp_bytes)}"
                 if conv.src_bytes:
                     saved += f" (was {human_bytes(conv.src_bytes)})"
@@ -389,7 +391,7 @@ class DetailPane(QWidget):
         name = QLabel(label)
         name.setObjectName("Muted")
         field = _value_label(value)
-        if label in ("File", "WebP"):
+        if label in ("File", "WebP", "Organized copy"):
             field.setWordWrap(True)
             field.setText(value)
         form.addRow(name, field)

@@ -360,6 +360,11 @@ class GalleryPage(Page):
         if not self._started:
             self._started = True
             await self.refresh()
+        elif self.pending_refresh is not None and not self.pending_refresh.done():
+            # e.g. the page was just shown for the first time (the Database page opening an
+            # image): its first load is in flight and the grid is still empty
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.pending_refresh)
         row = self.model.row_of(image_id)
         if row is None and not self.query.is_empty():
             self.query = GalleryQuery()

@@ -10,6 +10,7 @@ persist.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -18,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QByteArray, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QFileDialog,
     QHeaderView,
     QPushButton,
+    QStyle,
+    QStyledItemDelegate,
     QTableView,
     QWidget,
 )
@@ -52,17 +55,17 @@ class Column:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("id", "Id", "id", 90, "CivitAI image id"),
-    Column("type", "Type", "type", 60),
-    Column("username", "User", "username", 120),
-    Column("model_version_name", "Model version", "model_version_name", 140),
-    Column("nsfw_level", "NSFW", "nsfw_level", 64, "NSFW level: PG, PG-13, R, X, XXX"),
+    Column("id", "Id", "id", 84, "CivitAI image id"),
+    Column("type", "Type", "type", 56),
+    Column("username", "User", "username", 108),
+    Column("model_version_name", "Model version", "model_version_name", 118),
+    Column("nsfw_level", "NSFW", "nsfw_level", 58, "NSFW level: PG, PG-13, R, X, XXX"),
     Column("downloaded_at", "Downloaded", "downloaded_at", 140),
-    Column("path", "Path", "path", 250),
-    Column("tag_state", "Tags", "tag_state", 80, "never, done or failed"),
-    Column("tags_count", "Tag count", "tags_count", 76),
-    Column("converted", "Converted", "cv_state", 84),
-    Column("webp_path", "WebP path", "webp_path", 280),
+    Column("path", "Path", "path", 210),
+    Column("tag_state", "Tags", "tag_state", 58, "never, done or failed"),
+    Column("tags_count", "Tag count", "tags_count", 74),
+    Column("converted", "Converted", "cv_state", 78),
+    Column("webp_path", "WebP path", "webp_path", 240),
 )
 
 DL_STATES = (
@@ -71,6 +74,30 @@ DL_STATES = (
     ("pending", "Not downloaded"),
     ("failed", "Download failed"),
 )
+
+
+class RowDelegate(QStyledItemDelegate):
+    """Selected rows in the dark theme: the soft accent with the normal text colour (white on the
+    dark theme's bright accent reads poorly, ~3:1), as the sidebar does. The palette is read
+    at paint time, so a theme switch applies at once."""
+
+    def initStyleOption(self, option, index) -> None:  # noqa: N802
+        super().initStyleOption(option, index)
+        if not option.state & QStyle.StateFlag.State_Selected:
+            return
+        palette = option.palette
+        if palette.color(QPalette.ColorRole.Window).lightness() >= 128:
+            return
+        accent = palette.color(QPalette.ColorRole.Highlight)
+        base = palette.color(QPalette.ColorRole.Base)
+        soft = QColor(
+            round(base.red() * 0.55 + accent.red() * 0.45),
+            round(base.green() * 0.55 + accent.green() * 0.45),
+            round(base.blue() * 0.55 + accent.blue() * 0.45),
+        )
+        palette.setColor(QPalette.ColorRole.Highlight, soft)
+        palette.setColor(QPalette.ColorRole.HighlightedText, palette.color(QPalette.ColorRole.Text))
+        option.palette = palette
 
 
 class LibraryTableModel(QAbstractTableModel):
@@ -82,7 +109,8 @@ class LibraryTableModel(QAbstractTableModel):
         self._reader_provider = reader_provider
         self._ids: list[int] = []
         self._rows: list[dict[str, Any]] = []
-        self._fetching = False
+        self._fetch_task: asyncio.Task | None = None
+        self._fetch_generation = -1
         self._generation = 0
         self.filter = ImageFilter()
         self.sort_column = 0
@@ -146,8 +174,19 @@ class LibraryTableModel(QAbstractTableModel):
     def fetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
         if parent.isValid() or self._fetching or len(self._rows) >= len(self._ids):
             return
-        self._fetching = True
-        spawn(self._fetch_chunk(self._generation), name="table-fetch")
+        self._start_fetch()
+
+    @property
+    def _fetching(self) -> bool:
+        """A chunk of the current query is being read (one at a time: two would both append
+        the same rows)."""
+        task = self._fetch_task
+        return task is not None and not task.done() and self._fetch_generation == self._generation
+
+    def _start_fetch(self) -> asyncio.Task:
+        self._fetch_generation = self._generation
+        self._fetch_task = spawn(self._fetch_chunk(self._generation), name="table-fetch")
+        return self._fetch_task
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         if not 0 <= column < len(COLUMNS):
@@ -198,11 +237,9 @@ class LibraryTableModel(QAbstractTableModel):
         self.beginResetModel()
         self._ids = ids
         self._rows = []
-        self._fetching = False
         self.endResetModel()
         if ids:
-            self._fetching = True
-            await self._fetch_chunk(generation)
+            await asyncio.shield(self._start_fetch())
         self.last_query_s = time.perf_counter() - started
         self.refreshed.emit(len(ids))
         return len(ids)
@@ -214,12 +251,10 @@ class LibraryTableModel(QAbstractTableModel):
             reader = await self._reader_provider()
             rows = await reader.browse_rows(ids)
         except Exception as exc:
-            self._fetching = False
             self.failed.emit(f"Could not read the library: {exc}")
             return
-        if generation != self._generation:
-            return
-        self._fetching = False
+        if generation != self._generation or len(self._rows) != start:
+            return  # a new query, or these rows were appended meanwhile
         by_id = {r["id"]: r for r in rows}
         # rows deleted meanwhile keep their place as a bare id (the next refresh drops them)
         rows = [by_id.get(i, {"id": i, "dl_state": "deleted"}) for i in ids]
@@ -231,8 +266,8 @@ class LibraryTableModel(QAbstractTableModel):
     async def fetch_all_until(self, row: int) -> None:
         """Load rows up to `row` (tests, keyboard End)."""
         while len(self._rows) <= row and len(self._rows) < len(self._ids):
-            self._fetching = True
-            await self._fetch_chunk(self._generation)
+            task = self._fetch_task if self._fetching else self._start_fetch()
+            await asyncio.shield(task)
 
 
 class DatabasePage(Page):
@@ -281,6 +316,7 @@ class DatabasePage(Page):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setItemDelegate(RowDelegate(self.table))
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(26)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
