@@ -128,7 +128,8 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
     if kind == "download":
         w(f" ({human_bytes(summary.get('bytes', 0))})")
     if summary.get("bytes_saved") is not None:
-        w(f" (saved {human_bytes(summary['bytes_saved'])})")
+        saved = summary["bytes_saved"]
+        w(f" (saved {human_bytes(saved)})" if saved >= 0 else f" (grew by {human_bytes(-saved)})")
     w("\n")
     w(f"Skipped: {summary.get('skipped', 0)}\n")
     for reason, count in sorted(summary.get("skip_reasons", {}).items(), key=lambda kv: -kv[1]):

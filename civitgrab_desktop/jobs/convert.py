@@ -411,10 +411,11 @@ class ConvertJob(Job):
 
     async def _record(self, r: TaskResult) -> None:
         if r.status == "converted":
-            encoded = r.how == "encoded"
+            encoded = r.how in ("encoded", "encoded-lossless")
+            lossless = r.how == "encoded-lossless" or (self.options.lossless and encoded)
             await self.library.record_conversion(
                 r.image_id, self.owner, moved_paths=r.moved_paths or None, webp_path=r.webp_path,
-                quality=self.options.quality if encoded else None, lossless=self.options.lossless and encoded,
+                quality=self.options.quality if encoded and not lossless else None, lossless=lossless,
                 src_phash=r.src_phash, webp_phash=r.webp_phash, distance=r.distance, src_bytes=r.src_bytes,
                 webp_bytes=r.webp_bytes, original_removed=r.original_removed,
             )

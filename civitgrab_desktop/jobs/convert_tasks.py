@@ -10,6 +10,10 @@ class ItemFailed(Exception):
     """This item cannot be converted; the message is the reason recorded in the library."""
 
 
+class HashMismatch(ItemFailed):
+    """The written WebP decodes at the right size but looks too different from the original."""
+
+
 class ItemSkipped(Exception):
     """Not something the converter handles (never claimed again); the message says why."""
 
@@ -53,7 +57,7 @@ class TaskResult:
     image_id: int
     status: str  # converted | failed | skipped
     reason: str = ""
-    how: str = ""  # encoded | exif-only | adopted | hardlink | copy | moved
+    how: str = ""  # encoded | encoded-lossless | exif-only | adopted | hardlink | copy | moved
     webp_path: str | None = None  # for a video: its path in the organized layout
     src_phash: str | None = None
     webp_phash: str | None = None

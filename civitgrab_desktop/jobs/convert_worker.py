@@ -15,6 +15,7 @@ Animations (GIF, APNG, animated WebP) stay animated (core.media.webp.convert_to_
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import os
@@ -42,6 +43,7 @@ from civitgrab_desktop.core.organize import sidecars
 from civitgrab_desktop.jobs import convert_place as place
 from civitgrab_desktop.jobs.convert_tasks import (
     EncodeOptions,
+    HashMismatch,
     ImageTask,
     ItemFailed,
     ItemSkipped,
@@ -130,12 +132,28 @@ def convert_image(task: ImageTask) -> TaskResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     place.remove_stale_temps(final)
     tmp = place.temp_name(final)
+    notes: list[str] = []
     try:
+        how = "encoded"
         if kind is WEBP:
             expected = _embed_exif(data, tmp, built.data)
+            webp_hash = verify_webp(tmp, expected, task.options.phash_threshold)
         else:
             expected = _encode(src, data, tmp, built.data, task.options)
-        webp_hash = verify_webp(tmp, expected, task.options.phash_threshold)
+            try:
+                webp_hash = verify_webp(tmp, expected, task.options.phash_threshold)
+            except HashMismatch as lossy_failure:
+                if task.options.lossless:
+                    raise
+                # Lossy WebP can move a small or noisy picture's pHash past the threshold; the
+                # lossless encode keeps every pixel, so it is the faithful copy (the log says so).
+                tmp.unlink()
+                lossless = dataclasses.replace(task.options, lossless=True)
+                expected = _encode(src, data, tmp, built.data, lossless)
+                webp_hash = verify_webp(tmp, expected, task.options.phash_threshold)
+                how = "encoded-lossless"
+                notes.append(f"image {task.image_id}: lossy WebP at quality {task.options.quality} failed "
+                             f"verification ({lossy_failure}); saved as lossless WebP instead")
         files.set_mtime(tmp, task.created_at)
         os.replace(tmp, final)
     except BaseException:
@@ -147,7 +165,7 @@ def convert_image(task: ImageTask) -> TaskResult:
     result = TaskResult(
         task.image_id,
         "converted",
-        how="exif-only" if kind is WEBP else "encoded",
+        how="exif-only" if kind is WEBP else how,
         webp_path=str(final),
         src_phash=expected.src_hash,
         webp_phash=webp_hash,
@@ -155,6 +173,7 @@ def convert_image(task: ImageTask) -> TaskResult:
         src_bytes=len(data),
         webp_bytes=final.stat().st_size,
         exif_dropped=built.dropped,
+        notes=notes,
     )
     extra = _sidecar_extra(src, parameters, built.dropped, expected.src_hash, result.distance)
     place.write_sidecar(final, task.record, task.tags, extra)
@@ -280,7 +299,7 @@ def verify_webp(path: Path, expected: _Expected, threshold: int) -> str:
         raise ItemFailed(f"verification failed: {decoded.frames} frames, the original has {expected.frames}")
     distance = hash_distance(expected.src_hash, webp_hash)
     if distance > threshold:
-        raise ItemFailed(
+        raise HashMismatch(
             f"verification failed: perceptual hash distance {distance} is above the threshold {threshold}"
         )
     return webp_hash

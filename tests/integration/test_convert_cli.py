@@ -120,19 +120,22 @@ def test_failed_verification_keeps_the_original_and_says_why(workspace, fake_civ
     replacement.save(originals[replaced_id], "JPEG")  # not the image that was downloaded
     replaced_bytes = originals[replaced_id].read_bytes()
 
-    # Quality 1 with a threshold of 0: some pictures change by a few pHash bits and must fail.
+    # Quality 1 with a threshold of 0: pictures whose pHash moves get a lossless WebP instead
+    # (said in the output); the changed original fails, and is kept with the reason.
     run = workspace.cli("convert", "--in-place", "--quality", "1", "--phash-threshold", "0")
     assert run.returncode == 1, run.output
-    assert "verification failed: perceptual hash distance" in run.stdout
+    assert "failed verification (verification failed: perceptual hash distance" in run.output
+    assert "saved as lossless WebP instead" in run.output
     assert f"{replaced_id}: the original changed since it was downloaded" in run.stdout
     with workspace.store() as store:
         failed = [r for r in store.list_images(cv_state="failed", limit=None)]
-        assert replaced_id in {r.id for r in failed} and len(failed) >= 2
-        for row in failed:
-            original = originals[row.id]
-            assert row.cv_error and Path(row.path) == original and original.exists()
-            assert not original.with_suffix(".webp").exists()
-            assert store.conversion_of(row.id) is None
+        assert [r.id for r in failed] == [replaced_id]
+        row = failed[0]
+        assert row.cv_error and Path(row.path) == originals[replaced_id] and originals[replaced_id].exists()
+        assert not originals[replaced_id].with_suffix(".webp").exists()
+        assert store.conversion_of(replaced_id) is None
+        lossless = [c for c in (store.conversion_of(i) for i in originals if i != replaced_id) if c and c.lossless]
+        assert lossless and all(c.distance == 0 and c.quality is None for c in lossless)
     assert originals[replaced_id].read_bytes() == replaced_bytes
     assert not [p for p in workspace.downloads.rglob(".*.tmp")]
 

@@ -41,15 +41,13 @@ def test_two_downloads_tags_and_convert_at_once_on_one_library(ws, fake):
     seed = ws.cli("--mode", "1", "--username", "carol")  # tags and convert have work from the start
     assert seed.returncode == 0, seed
 
-    # The threshold is opened up so every image converts: this test is about sharing the library
-    # (the pHash verification has its own tests in test_convert_worker.py).
     started = time.monotonic()
     procs = [
         ws.popen("--mode", "1", "--username", "bigcap,alice,bob_art"),
         ws.popen("--mode", "1", "--username", "bob_art,bigcap"),
         ws.popen("--mode", "2", "--model_id", "1001"),
         ws.popen("tags", "--workers", "4"),
-        ws.popen("convert", "--dest", str(browse), "--workers", "1", "--phash-threshold", "64"),
+        ws.popen("convert", "--dest", str(browse), "--workers", "1"),
     ]
     runs = [p.wait(timeout=400) for p in procs]
     overlapped = time.monotonic() - started
@@ -59,7 +57,7 @@ def test_two_downloads_tags_and_convert_at_once_on_one_library(ws, fake):
 
     # Second round: what the downloads added after tags / convert had claimed their work.
     tags2 = ws.cli("tags", "--workers", "4")
-    convert2 = ws.cli("convert", "--dest", str(browse), "--workers", "2", "--phash-threshold", "64")
+    convert2 = ws.cli("convert", "--dest", str(browse), "--workers", "2")
     for run in (tags2, convert2):
         assert_clean_output(run)
         assert run.returncode == 0, str(run)

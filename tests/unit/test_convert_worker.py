@@ -189,14 +189,21 @@ def test_verification_rejects_another_picture_or_size(tmp_path):
         verify_webp(path, _Expected((256, 192), 1, own), 4)
 
 
-def test_threshold_decides(tmp_path):
-    """Quality 1 with a threshold of 0 fails on a detailed picture; the original is kept."""
+def test_threshold_decides_between_the_lossy_encode_and_a_lossless_one(tmp_path):
+    """Quality 1 moves a detailed picture's pHash: within a loose threshold the lossy WebP is kept;
+    past a strict one it is replaced by a lossless WebP (every pixel kept), and the note says so."""
     src = save(Image.effect_mandelbrot((256, 256), (-2, -1.5, 1, 1.5), 200).convert("RGB"),
                tmp_path / "12.png", "PNG")
-    strict = replace(task(src, tmp_path / "out", image_id=12), options=EncodeOptions(quality=1, phash_threshold=0))
+    loose = replace(task(src, tmp_path / "loose", image_id=12), options=EncodeOptions(quality=1, phash_threshold=64))
+    lossy = run_task(loose)
+    assert lossy.status == "converted" and lossy.how == "encoded" and lossy.distance > 0 and not lossy.notes
+    strict = replace(task(src, tmp_path / "strict", image_id=12), options=EncodeOptions(quality=1, phash_threshold=0))
     result = run_task(strict)
-    assert result.status == "failed" and "above the threshold 0" in result.reason
-    assert src.exists() and not (tmp_path / "out" / "12.webp").exists() and no_temp_files(tmp_path)
+    assert result.status == "converted" and result.how == "encoded-lossless" and result.distance == 0
+    assert any("saved as lossless WebP" in n and "above the threshold 0" in n for n in result.notes)
+    with Image.open(src) as a, Image.open(tmp_path / "strict" / "12.webp") as b:
+        assert a.convert("RGB").tobytes() == b.convert("RGB").tobytes()
+    assert src.exists() and no_temp_files(tmp_path)
 
 
 def test_exif_overflow_keeps_tags_and_prompt_and_the_sidecar_keeps_everything(tmp_path):
