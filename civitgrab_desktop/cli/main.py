@@ -127,27 +127,30 @@ async def _run_download(services: Services, params, args) -> int:
 
 
 async def run_job(job: Job) -> dict:
-    """Run a job with Ctrl+C mapped to a graceful stop (a second Ctrl+C aborts)."""
+    """Run a job with Ctrl+C (and SIGTERM, e.g. a service manager or `kill`) mapped to a graceful
+    stop: the files in progress finish and the job is saved as stopped. A second one aborts."""
     loop = asyncio.get_running_loop()
-    installed = False
+    installed: list[int] = []
     presses = {"n": 0}
 
-    def on_interrupt() -> None:
+    def on_interrupt(signame: str) -> None:
         presses["n"] += 1
         if presses["n"] == 1:
-            print("\nStopping after the current files (Ctrl+C again to abort)…", file=sys.stderr)
+            how = "Ctrl+C again" if signame == "SIGINT" else "a second signal"
+            print(f"\nStopping after the current files ({how} to abort)…", file=sys.stderr)
             job.stop()
         else:
             raise KeyboardInterrupt
 
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
-        installed = True
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_interrupt, sig.name)
+            installed.append(sig)
     try:
         return await job.run()
     finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGINT)
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def run_async(coro) -> int:

@@ -323,7 +323,8 @@ def test_meta_txt_has_one_line_per_key(workspace, fake_civitai):
             assert parsed["prompt"] == image.meta["prompt"]
 
 
-def test_stop_then_rerun_resumes_without_downloading_twice(workspace, fake_civitai):
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_stop_then_rerun_resumes_without_downloading_twice(workspace, fake_civitai, signame):
     import signal
     import subprocess
     import sys
@@ -337,9 +338,10 @@ def test_stop_then_rerun_resumes_without_downloading_twice(workspace, fake_civit
     deadline = time.time() + 30
     while time.time() < deadline and len(cdn_requests(fake_civitai)) < 3:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))  # Ctrl+C, or a service manager's stop
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
+    assert "Stopping after the current files" in err
     got_first = {p.stem for p in media_files(workspace.downloads)}
     assert 0 < len(got_first) < len(fake_civitai.dataset.images_for_user("carol"))
     assert not list(workspace.downloads.rglob("*.part"))
