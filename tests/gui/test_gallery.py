@@ -259,7 +259,8 @@ async def test_detail_pane_shows_metadata_tags_sources_and_copies_the_prompt(rep
         assert detail.fields["CFG scale"].text() == f"{float(row.meta['cfgScale']):g}"
         assert detail.fields["Model"].text() == row.checkpoint_name
         assert detail.fields["User"].text() == "alice"
-        assert detail.fields["File"].text() == row.path
+        assert detail.fields["File"].path() == row.path and detail.fields["File"].toolTip() == row.path
+        assert detail.fields["File"].text().replace("\u200b", "") == row.path  # wraps at its separators
         assert detail.fields["CivitAI"].text() == image_page_url(replica_library.base_url, showcase)
 
         # tags with their scores, highest first

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QAction, QImage
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
@@ -69,12 +69,53 @@ def read_detail(store, image_id: int) -> Detail | None:
     )
 
 
+class WrapLabel(QLabel):
+    """A word-wrapped label that asks for the height its text needs at its width. (The form
+    layouts of the pane, inside the scroll area, would otherwise give a field the height of its
+    one-line size hint and clip a wrapped path or URL.)"""
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self.wordWrap():
+            height = self.heightForWidth(self.width())
+            if height > 0 and height != self.minimumHeight():
+                self.setMinimumHeight(height)
+
+
 def _value_label(text: str = "", *, wrap: bool = True) -> QLabel:
-    label = QLabel(text)
+    label = WrapLabel(text)
     label.setWordWrap(wrap)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
     return label
+
+
+class PathLabel(WrapLabel):
+    """A file path that wraps at its separators, so a long folder or file name never widens
+    the pane. The text shown holds zero-width break points; `path()` is the real path, which
+    the tooltip shows and the context menu's "Copy path" copies (mouse selection is off: it
+    would copy the break points too)."""
+
+    BREAK_AFTER = "/\\_-."
+
+    def __init__(self, path: str = ""):
+        super().__init__()
+        self._path = ""
+        self.setWordWrap(True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        copy = QAction("Copy path", self)
+        copy.triggered.connect(lambda: actions.copy_text(self._path))
+        self.addAction(copy)
+        self.set_path(path)
+
+    def set_path(self, path: str) -> None:
+        self._path = path
+        self.setToolTip(path)
+        self.setText("".join(ch + ("\u200b" if ch in self.BREAK_AFTER else "") for ch in path))
+
+    def path(self) -> str:
+        return self._path
 
 
 def _section(title: str) -> QLabel:
@@ -237,6 +278,7 @@ class DetailPane(QWidget):
         _clear_form(self.files_form)
         self.tags_flow.clear()
         self.tags_note.setText("")
+        self.tags_note.hide()
         self.sources_label.setText("—")
         self.fields = {}
         for button in self.buttons.values():
@@ -261,6 +303,8 @@ class DetailPane(QWidget):
 
     def _show(self, detail: Detail, poster: QImage | None, *, play: bool) -> None:
         row = detail.row
+        if row.id != self.image_id:  # another image: from its top (a re-read keeps the place)
+            self.scroll.verticalScrollBar().setValue(0)
         self.image_id = row.id
         self.detail = detail
         kind = "Video" if row.is_video else "Image"
@@ -337,6 +381,7 @@ class DetailPane(QWidget):
             self.tags_note.setText(f"Fetching the tags failed: {row.tag_error or 'unknown error'}")
         else:
             self.tags_note.setText("Tags not fetched yet — use “Fetch tags”.")
+        self.tags_note.setVisible(bool(self.tags_note.text()))
 
         if detail.sources:
             lines = []
@@ -353,14 +398,17 @@ class DetailPane(QWidget):
             self.sources_label.setText("No source recorded")
 
         _clear_form(self.files_form)
-        self._add_field(self.files_form, "File", row.path or "not on disk")
+        if row.path:
+            self._add_field(self.files_form, "File", row.path, path=True)
+        else:
+            self._add_field(self.files_form, "File", "not on disk")
         if row.bytes:
             self._add_field(self.files_form, "Size", f"{human_bytes(row.bytes)} · {row.mime or '?'}")
         if row.downloaded_at:
             self._add_field(self.files_form, "Downloaded", row.downloaded_at.replace("T", " ")[:19])
         if detail.conversion is not None:
             conv = detail.conversion
-            self._add_field(self.files_form, "Organized copy" if row.is_video else "WebP", conv.webp_path)
+            self._add_field(self.files_form, "Organized copy" if row.is_video else "WebP", conv.webp_path, path=True)
             if conv.webp_bytes and not row.is_video:
                 saved = f"{human_bytes(conv.webp_bytes)}"
                 if conv.src_bytes:
@@ -387,13 +435,10 @@ class DetailPane(QWidget):
         for chip in chips:
             self.chips.addWidget(chip)
 
-    def _add_field(self, form: QFormLayout, label: str, value: str) -> None:
+    def _add_field(self, form: QFormLayout, label: str, value: str, *, path: bool = False) -> None:
         name = QLabel(label)
         name.setObjectName("Muted")
-        field = _value_label(value)
-        if label in ("File", "WebP", "Organized copy"):
-            field.setWordWrap(True)
-            field.setText(value)
+        field = PathLabel(value) if path else _value_label(value)
         form.addRow(name, field)
         self.fields[label] = field
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from PySide6.QtCore import QDate, QStringListModel, Qt, QTimer, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtCore import QDate, QSize, QStringListModel, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QPainter
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -40,7 +40,9 @@ def _line(placeholder: str, tip: str, width: int) -> QLineEdit:
     edit.setPlaceholderText(placeholder)
     edit.setToolTip(tip)
     edit.setClearButtonEnabled(True)
-    edit.setFixedWidth(width)
+    # its width when there is room; narrower (not off the edge) in a smaller window
+    edit.setMaximumWidth(width)
+    edit.setMinimumWidth(min(width, 64))
     completer = QCompleter(edit)
     completer.setModel(QStringListModel([], completer))
     completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -48,6 +50,21 @@ def _line(placeholder: str, tip: str, width: int) -> QLineEdit:
     completer.setMaxVisibleItems(12)
     edit.setCompleter(completer)
     return edit
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that gives up width when the row is full, eliding its text."""
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(48, super().minimumSizeHint().height())
+
+    def paintEvent(self, _event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        painter.drawText(rect, int(self.alignment() | Qt.AlignmentFlag.AlignVCenter), text)
+        painter.end()
 
 
 class FilterBar(QWidget):
@@ -162,7 +179,7 @@ class FilterBar(QWidget):
         for combo in (self.media_type, self.tag_state, self.converted):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         row.addStretch(1)
-        self.count_label = QLabel("")
+        self.count_label = ElidedLabel("")
         self.count_label.setObjectName("Muted")
         row.addWidget(self.count_label)
         col.addLayout(row)
@@ -176,6 +193,7 @@ class FilterBar(QWidget):
 
     def set_count(self, text: str) -> None:
         self.count_label.setText(text)
+        self.count_label.setToolTip(text)
 
     def set_completions(self, users: list[str], models: list[str], tags: list[str]) -> None:
         for edit, values in ((self.username, users), (self.model_version, models), (self.tag, tags)):
