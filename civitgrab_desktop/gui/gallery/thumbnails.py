@@ -29,10 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
 from PySide6.QtCore import (
-    QBuffer,
-    QByteArray,
-    QIODevice,
     QObject,
     QRect,
     QRectF,
@@ -327,35 +325,33 @@ class ThumbnailLoader(QObject):
         return _Result(key, image, status)
 
     def _save_frame(self, key: tuple[int, int], frame: QImage) -> None:
-        """Worker thread: a video's first frame -> disk cache -> display image. The frame is
-        scaled by QImageReader (through an in-memory BMP), never by QImage.scaled(), so the
-        GUI thread keeps the GIL while a 1080p frame shrinks."""
+        """Worker thread: a video's first frame -> disk cache -> display image.
+
+        The frame's pixels go to Pillow (which releases the GIL while it resizes and encodes),
+        never through QImage.scaled() (holds the GIL) nor a QImageReader over a QBuffer made in
+        Python: that buffer's virtual reads take the GIL inside a GIL-free read() that holds
+        Qt's image-handler lock, and a worker holding the GIL while it waits for that lock
+        deadlocks the two."""
         started = time.perf_counter()
         image_id, size = key
         bucket = bucket_for(size)
         disk = thumb_cache_path(self.cache_dir, image_id, bucket)
         try:
-            data = QByteArray()
-            sink = QBuffer(data)
-            sink.open(QIODevice.OpenModeFlag.WriteOnly)
-            frame.save(sink, "BMP")
-            sink.close()
-            source = QBuffer(data)
-            source.open(QIODevice.OpenModeFlag.ReadOnly)
-            reader = QImageReader(source, b"BMP")
-            reader.setScaledSize(QSize(*source_box(bucket, frame.width(), frame.height())).boundedTo(frame.size()))
-            small = reader.read()
-            source.close()
-            if small.isNull():
-                raise ValueError(reader.errorString() or "cannot scale the video frame")
+            pixels = _frame_to_pillow(frame)  # a view of the frame's memory (frame stays alive)
+            box = source_box(bucket, pixels.width, pixels.height)
+            scale = min(1.0, box[0] / pixels.width, box[1] / pixels.height)
+            target = (max(1, round(pixels.width * scale)), max(1, round(pixels.height * scale)))
+            small = pixels.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+            if small.mode != "RGB":  # an RGBX-ordered frame is mapped as RGBX
+                small = small.convert("RGB")
             disk.parent.mkdir(parents=True, exist_ok=True)
             tmp = disk.with_name(f".{disk.name}.{threading.get_ident()}.tmp")
-            if small.save(str(tmp), "WEBP", 82):
+            try:
+                small.save(tmp, "WEBP", quality=82)
                 os.replace(tmp, disk)
-                image = read_cover(QImageReader(str(disk)), size)
-            else:
+            finally:
                 tmp.unlink(missing_ok=True)
-                image = rounded(cover(small, size), size)
+            image = read_cover(QImageReader(str(disk)), size)
             result = (_Result(key, image, "frame") if not image.isNull()
                       else _Result(key, None, "failed", "unreadable thumbnail"))
         except Exception as exc:
@@ -429,6 +425,28 @@ class ThumbnailLoader(QObject):
         self._pending.clear()
         self.frames.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+_LITTLE = sys.byteorder == "little"
+# QImage formats of video frames -> Pillow raw modes (alpha ignored: frames are opaque)
+_RAW_MODES = {
+    QImage.Format.Format_RGB32: "BGRX" if _LITTLE else "XRGB",
+    QImage.Format.Format_ARGB32: "BGRX" if _LITTLE else "XRGB",
+    QImage.Format.Format_ARGB32_Premultiplied: "BGRX" if _LITTLE else "XRGB",
+    QImage.Format.Format_RGBX8888: "RGBX",
+    QImage.Format.Format_RGBA8888: "RGBX",
+    QImage.Format.Format_RGBA8888_Premultiplied: "RGBX",
+    QImage.Format.Format_RGB888: "RGB",
+}
+
+
+def _frame_to_pillow(frame: QImage) -> Image.Image:
+    """A read-only RGB Pillow view of the frame's pixels (no copy for the usual formats)."""
+    if frame.format() not in _RAW_MODES:
+        frame = frame.convertToFormat(QImage.Format.Format_RGBX8888)
+    raw = _RAW_MODES[frame.format()]
+    return Image.frombuffer("RGB", (frame.width(), frame.height()), frame.constBits(), "raw", raw,
+                            frame.bytesPerLine(), 1)
 
 
 def _background_thread() -> None:
