@@ -90,7 +90,7 @@ def run(items: int, rebuild: bool, theme: str, log) -> dict:
         spawned = time.time()
         proc = subprocess.run(
             [sys.executable, "-m", "tests.benchmarks.gallery", "--child", str(data), "--theme", theme],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,  # a run takes ~30 s
         )
         peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
