@@ -70,6 +70,7 @@ class ConvertParams:
     nsfw_class: str | None = None  # sfw | nsfw
     limit: int | None = None
     method: int = 4
+    image_ids: list[int] | None = None  # only these images ("convert now" in the gallery)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -299,7 +300,7 @@ class ConvertJob(Job):
             self.message("Nothing to convert: every downloaded image that matches is converted already")
 
     async def _count_due(self) -> int:
-        f = ImageFilter(dl_state="done", cv_state=["never", "failed"], **self._filter_kwargs())
+        f = ImageFilter(ids=self.params.image_ids, dl_state="done", cv_state=["never", "failed"], **self._filter_kwargs())
         count = await self.library.count_images(f)
         return min(count, self.params.limit) if self.params.limit else count
 
@@ -333,7 +334,8 @@ class ConvertJob(Job):
         size = self.params.batch_size
         if self.params.limit:
             size = min(size, self.params.limit - self._claimed)
-        rows = await self.library.claim_for_convert(self.owner, size, **self._filter_kwargs()) if size > 0 else []
+        rows = (await self.library.claim_for_convert(self.owner, size, image_ids=self.params.image_ids,
+                                                     **self._filter_kwargs()) if size > 0 else [])
         if not rows:
             self._exhausted = True
             return False

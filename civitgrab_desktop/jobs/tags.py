@@ -55,6 +55,7 @@ class TagsParams:
     # Set by the job when --retag starts (epoch seconds): tags fetched before it are due. A
     # resumed --retag job reuses it instead of starting over.
     refetch_before: float | None = None
+    image_ids: list[int] | None = None  # only these images ("fetch tags now" in the gallery)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -181,7 +182,9 @@ class TagsJob(Job):
     async def _estimate_total(self) -> int | None:
         p = self.params
         try:
-            if p.retag:
+            if p.image_ids is not None:
+                total = len(p.image_ids)
+            elif p.retag:
                 total = await self.library.count_images(dl_state="done")
             else:  # max_age_days adds some done images we cannot count cheaply; the total grows then
                 total = await self.library.count_images(dl_state="done", tag_state=["never", "failed"])
@@ -231,7 +234,8 @@ class TagsJob(Job):
         max_age = p.max_age_days
         if max_age is None and p.refetch_before is not None:
             max_age = max(0.0, time.time() - p.refetch_before) / 86400
-        rows = await self.library.claim_for_tags(self.owner, want, retag=p.retag, max_age_days=max_age)
+        rows = await self.library.claim_for_tags(self.owner, want, retag=p.retag, max_age_days=max_age,
+                                                 image_ids=p.image_ids)
         if not rows:
             self._no_more = True
             return

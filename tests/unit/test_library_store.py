@@ -277,6 +277,18 @@ def test_claim_for_tags_only_downloaded_images_and_each_once(tmp_path):
         assert store.claim_for_tags(a, 0) == []
 
 
+def test_claims_limited_to_given_images_are_still_exclusive(tmp_path):
+    """"Fetch tags now" / "convert now" in the gallery claim one image like any job does."""
+    with downloaded_store(library_path(tmp_path), range(1, 6)) as store:
+        a, b = new_owner(), new_owner()
+        assert [r.id for r in store.claim_for_tags(a, 10, image_ids=[4])] == [4]
+        assert store.claim_for_tags(b, 10, image_ids=[4]) == []  # a holds it
+        assert [r.id for r in store.claim_for_tags(b, 10)] == [1, 2, 3, 5]
+        assert [r.id for r in store.claim_for_convert(a, 10, image_ids=[2, 3])] == [2, 3]
+        assert store.claim_for_convert(b, 10, image_ids=[3]) == []
+        assert store.claim_for_convert(b, 10, image_ids=[]) == []
+
+
 def test_store_tags_replaces_tags_and_keeps_canonical_names(tmp_path):
     with downloaded_store(library_path(tmp_path), [1, 2]) as store:
         owner = new_owner()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from civitgrab_desktop.core.library.clock import utc_now_iso
@@ -60,11 +60,14 @@ class ConvertingOps(StoreBase):
         pg13_is_nsfw: bool = False,
         include_videos: bool = True,
         retry_failed: bool = True,
+        image_ids: Sequence[int] | None = None,
     ) -> list[ImageRow]:
         """Atomically claim up to `limit` downloaded images not converted yet (never, or failed
-        before this owner's first claim) that match the filters. `nsfw` is 'sfw', 'nsfw' or None."""
+        before this owner's first claim) that match the filters. `nsfw` is 'sfw', 'nsfw' or None;
+        `image_ids` limits the claim to those images ("convert now" in the gallery)."""
         session_start = self._session_start(owner)
         image_filter = ImageFilter(
+            ids=list(image_ids) if image_ids is not None else None,
             only_tagged=only_tagged,
             username=username,
             model_version_name=model_version_name,

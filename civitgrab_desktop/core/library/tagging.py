@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +26,7 @@ class TaggingOps(StoreBase):
         retag: bool = False,
         max_age_days: float | None = None,
         retry_failed: bool = True,
+        image_ids: Sequence[int] | None = None,
     ) -> list[ImageRow]:
         """Atomically claim up to `limit` downloaded images whose tags are due: never fetched;
         failed (`retry_failed`, failures from before this owner's first claim only); fetched
@@ -50,6 +52,9 @@ class TaggingOps(StoreBase):
         # The IN list lets SQLite walk the (dl_state, tag_state) index instead of every done image.
         state_list = ", ".join(f"'{s}'" for s in states)
         due_sql = f"tag_state IN ({state_list}) AND ({' OR '.join(due)})"
+        if image_ids is not None:  # "fetch tags now" in the gallery: only these
+            due_sql += " AND id IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps([int(i) for i in image_ids]))
         return self._claim_images("tag", owner, limit, due_sql, params)
 
     def store_tags(self, image_id: int, owner: str, tags: Sequence[TagVote], method: str) -> None:

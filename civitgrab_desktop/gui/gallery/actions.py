@@ -176,66 +176,6 @@ def remove_files(deleted: Iterable[DeletedImage], roots: list[Path]) -> FileRemo
 # -- jobs on one image -----------------------------------------------------------------------------
 
 
-def _one_image_tags_job_class():
-    from civitgrab_desktop.jobs.tags import TagsJob
-
-    class OneImageTagsJob(TagsJob):
-        """A TagsJob limited to one image: it hands its workers that image instead of claiming
-        due images (the jobs have no id filter yet)."""
-
-        def __init__(self, *args: Any, image_id: int, **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            self.target_id = int(image_id)
-            self._given = False
-
-        async def _estimate_total(self) -> int | None:
-            return 1
-
-        async def _claim_batch(self) -> None:
-            if self._given:
-                self._no_more = True
-                return
-            self._given = True
-            row = await self.library.image(self.target_id)
-            if row is None or row.dl_state != "done":
-                self._no_more = True
-                return
-            self.claimed += 1
-            self._buffer.append(row)
-
-    return OneImageTagsJob
-
-
-def _one_image_convert_job_class():
-    from civitgrab_desktop.jobs.convert import ConvertJob
-
-    class OneImageConvertJob(ConvertJob):
-        """A ConvertJob limited to one image (see OneImageTagsJob)."""
-
-        def __init__(self, *args: Any, image_id: int, **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            self.target_id = int(image_id)
-            self._given = False
-
-        async def _count_due(self) -> int:
-            return 1
-
-        async def _claim_batch(self) -> bool:
-            if self._given:
-                self._exhausted = True
-                return False
-            self._given = True
-            row = await self.library.image(self.target_id)
-            if row is None or row.dl_state != "done" or row.cv_state == "done":
-                self._exhausted = True
-                return False
-            self._claimed += 1
-            self._queue.append(row)
-            return True
-
-    return OneImageConvertJob
-
-
 def tags_options(ctx) -> dict[str, Any]:
     """The Tag Scraper page's method (or the settings'), one worker, this image only."""
     options: dict[str, Any] = {
@@ -248,17 +188,19 @@ def tags_options(ctx) -> dict[str, Any]:
 
 async def fetch_tags_now(ctx, image_id: int, *, window=None):
     """Start a tags job for one image; returns its JobHandle."""
-    from civitgrab_desktop.jobs.tags import TagsParams
+    from civitgrab_desktop.jobs.tags import TagsJob, TagsParams
 
     page = window.pages.get("tags") if window is not None else None
     options = tags_options(ctx)
     if page is not None:
         options["method"] = page.options_dict().get("method") or options["method"]
     library = await ctx.library()
-    params = TagsParams.from_dict(options)
-    job_id = await library.create_job("tags", {**params.to_dict(), "image_ids": [image_id]}, owner=new_owner())
+    # retag: "now" means fetch again even when known; claimed like any tags job, so a CLI or
+    # another window working on the same library never fetches this image at the same time.
+    params = TagsParams.from_dict({**options, "retag": True, "image_ids": [int(image_id)]})
+    job_id = await library.create_job("tags", params.to_dict(), owner=new_owner())
     client = ctx.new_client(concurrency=1)
-    job = _one_image_tags_job_class()(library, client, params, job_id=job_id, image_id=image_id)
+    job = TagsJob(library, client, params, job_id=job_id)
 
     async def cleanup() -> None:
         await client.close()
@@ -291,15 +233,15 @@ def convert_options(ctx, window=None) -> dict[str, Any]:
 
 async def convert_now(ctx, image_id: int, options: dict[str, Any]):
     """Start a convert job for one image with `options`; returns its JobHandle."""
-    from civitgrab_desktop.jobs.convert import ConvertParams
+    from civitgrab_desktop.jobs.convert import ConvertJob, ConvertParams
 
     options = {**options, "workers": 1, "batch_size": 1, "limit": 1, "username": None, "model_version": None,
-               "source": None, "nsfw_class": None, "only_tagged": False}
+               "source": None, "nsfw_class": None, "only_tagged": False, "image_ids": [int(image_id)]}
     params = ConvertParams.from_dict(options)
     params.check()
     library = await ctx.library()
-    job_id = await library.create_job("convert", {**params.to_dict(), "image_ids": [image_id]}, owner=new_owner())
-    job = _one_image_convert_job_class()(library, params, job_id=job_id, image_id=image_id)
+    job_id = await library.create_job("convert", params.to_dict(), owner=new_owner())
+    job = ConvertJob(library, params, job_id=job_id)  # claims the image: never converted twice
     where = "in place" if params.in_place else "to folder"
     return ctx.jobs.start(job, kind="convert", title=f"WebP · image {image_id} · {where}", params=options,
                           output_dir=options.get("dest"))
