@@ -486,6 +486,11 @@ class MainWindow(QMainWindow):
         if active:
             self.statusBar().showMessage(f"Stopping {plural(len(active), 'job')} safely…")
         self.save_state()
+        for page in self.pages.values():
+            try:
+                page.shutdown()
+            except Exception:  # one page must not keep the others (or the jobs) from closing
+                LOG.exception("page %s did not shut down cleanly", page.key)
         await self.ctx.close()
 
     def request_quit(self) -> asyncio.Task:

@@ -52,6 +52,9 @@ class Page(QWidget):
     def activated(self) -> None:
         """The page became visible."""
 
+    def shutdown(self) -> None:
+        """The app is quitting: release players, timers and threads (jobs are stopped after)."""
+
 
 @dataclass
 class PageSpec:

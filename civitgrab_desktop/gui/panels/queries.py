@@ -470,6 +470,10 @@ class QueriesPage(Page):
         stop_after = int(self.ctx.settings.get("update_stop_after"))
         self.schedule_label.setText(f"{text} A check stops a listing after {stop_after:,} items you already have.")
 
+    def shutdown(self) -> None:
+        self.schedule_timer.stop()
+        self.minute_timer.stop()
+
     # -- state -------------------------------------------------------------------------------------
 
     def save_state(self) -> dict[str, Any]:
