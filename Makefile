@@ -49,6 +49,11 @@ bench: $(STAMP)
 	$(PY) -m tests.benchmarks.convert --json
 	$(PY) -m tests.benchmarks.gallery --json
 
+# docs/screenshots/*.png: every page at 1280x800, light and dark, under Xvfb against the replica.
+screenshots: system-deps $(STAMP)
+	mkdir -p -m 0700 /tmp/runtime-$$(id -u)
+	XDG_RUNTIME_DIR=/tmp/runtime-$$(id -u) $(PY) -m tests.gui.make_screenshots
+
 package: system-deps $(STAMP)
 	$(PY) packaging/build.py
 

@@ -194,6 +194,18 @@ async def tour(app, args) -> None:
     await show_database(window)
     await grab(window, out / f"database-{suffix}.png")
 
+    # Saved queries, right after "Check for new" found what the replica published meanwhile.
+    await loop.run_in_executor(None, fake_control, args.api_base, "faults", [])
+    await loop.run_in_executor(None, fake_control, args.api_base, "config", {"latency": 0})
+    await loop.run_in_executor(None, fake_control, args.api_base, "publish", {"username": "alice", "count": 2})
+    window.show_page("queries")
+    queries = window.page("queries")
+    await queries.refresh()
+    task = queries.start_check(None)
+    if task is not None:
+        await asyncio.shield(task)
+    await grab(window, out / f"queries-{suffix}.png")
+
     window.show_page("download")
     window.toggle_log()
     window.log_view.level.setCurrentIndex(1)
