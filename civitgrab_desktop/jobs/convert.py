@@ -41,7 +41,7 @@ from civitgrab_desktop.core.organize import layouts
 from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError
 from civitgrab_desktop.jobs import convert_worker
 from civitgrab_desktop.jobs.convert_tasks import EncodeOptions, ImageTask, TaskResult, VideoTask
-from civitgrab_desktop.jobs.job import Job, JobState
+from civitgrab_desktop.jobs.job import JobState, LibraryJob
 
 LOG = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def pool_context():
     return ctx
 
 
-class ConvertJob(Job):
+class ConvertJob(LibraryJob):
     kind = "convert"
 
     def __init__(self, library: Library, params: ConvertParams, *, job_id: str = "", listener=None):
@@ -167,7 +167,6 @@ class ConvertJob(Job):
         self._claimed = 0
         self._exhausted = False
         self._last_renew = 0.0
-        self._persisted = False
         self.counts = {"converted": 0, "exif_only": 0, "videos": 0, "exif_overflow": 0,
                        "src_bytes": 0, "webp_bytes": 0}
         # What earlier runs of this job (stopped, killed, then resumed) finished: the job's
@@ -175,14 +174,6 @@ class ConvertJob(Job):
         self.prior = {"done": 0, "skipped": 0, "bytes_saved": 0}
 
     # -- persistence -----------------------------------------------------------------------------
-
-    def on_state(self, state: JobState) -> None:
-        if self._persisted:
-            asyncio.ensure_future(self._persist(state))
-
-    async def _persist(self, state: JobState | None = None) -> None:
-        with contextlib.suppress(Exception):
-            await self.library.update_job(self.job_id, state=(state or self.state).value, progress=self._progress_dict())
 
     def _progress_dict(self) -> dict[str, Any]:
         t, before = self.tally, self.prior
@@ -213,8 +204,7 @@ class ConvertJob(Job):
     async def execute(self) -> None:
         if self.job_id:
             await self._load_prior()
-            await self.library.update_job(self.job_id, state=JobState.RUNNING.value, owner=self.owner)
-            self._persisted = True
+            await self.mark_running(self.owner)
         self._describe()
         self.tally.total = await self._count_due()
         if not self.tally.total:

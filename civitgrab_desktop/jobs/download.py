@@ -33,7 +33,7 @@ from civitgrab_desktop.core.media.verify import verify_media
 from civitgrab_desktop.core.organize import layouts, sidecars
 from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError, fit_filename
 from civitgrab_desktop.jobs.fetch import fetch_to_part
-from civitgrab_desktop.jobs.job import Job, JobState, RateLimitedEvent
+from civitgrab_desktop.jobs.job import JobState, LibraryJob, RateLimitedEvent
 
 LOG = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class WorkItem:
     listed_done: bool = False  # the library had it downloaded when it was listed
 
 
-class DownloadJob(Job):
+class DownloadJob(LibraryJob):
     kind = "download"
 
     def __init__(
@@ -164,27 +164,10 @@ class DownloadJob(Job):
     def _on_wait(self, host: str, seconds: float, reason: str) -> None:
         self.emit(RateLimitedEvent(self.job_id, host, seconds, reason))
 
-    def on_state(self, state: JobState) -> None:
-        if self.job_id and self._persisted:
-            asyncio.ensure_future(self._persist(state))
-
-    _persisted = False
-
-    async def _persist(self, state: JobState | None = None) -> None:
-        with contextlib.suppress(Exception):
-            await self.library.update_job(
-                self.job_id, state=(state or self.state).value, progress=self._progress_dict()
-            )
-
-    def _progress_dict(self) -> dict[str, Any]:
-        t = self.tally
-        return {"done": t.done, "failed": t.failed, "skipped": t.skipped, "total": t.total, "bytes": t.bytes_done}
-
     # -- main ------------------------------------------------------------------------------------
 
     async def execute(self) -> None:
-        await self.library.update_job(self.job_id, state=JobState.RUNNING.value, owner=self.owner)
-        self._persisted = True
+        await self.mark_running(self.owner)
         self.tally.total = 0
         workers = [asyncio.create_task(self._worker(), name=f"dl-worker-{i}") for i in range(self.workers)]
         try:

@@ -7,6 +7,7 @@ asyncio code; they pause and stop at checkpoints (between items and between chun
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
@@ -287,3 +288,27 @@ class Job:
             "elapsed_s": round(self.elapsed(), 3),
             **self.result,
         }
+
+
+class LibraryJob(Job):
+    """A job with a row in the library's `jobs` table: once running, every state change and the
+    progress are saved there (so a stopped or killed job can be listed and resumed)."""
+
+    library: Any  # set by the subclass
+    _persisted = False
+
+    async def mark_running(self, owner: str) -> None:
+        await self.library.update_job(self.job_id, state=JobState.RUNNING.value, owner=owner)
+        self._persisted = True
+
+    def on_state(self, state: JobState) -> None:
+        if self._persisted:
+            asyncio.ensure_future(self._persist(state))
+
+    async def _persist(self, state: JobState | None = None) -> None:
+        with contextlib.suppress(Exception):  # the row is bookkeeping: never fail the job over it
+            await self.library.update_job(self.job_id, state=(state or self.state).value, progress=self._progress_dict())
+
+    def _progress_dict(self) -> dict[str, Any]:
+        t = self.tally
+        return {"done": t.done, "failed": t.failed, "skipped": t.skipped, "total": t.total, "bytes": t.bytes_done}

@@ -33,7 +33,7 @@ from civitgrab_desktop.core.library.store import new_owner
 from civitgrab_desktop.core.media.exif import build_exif, exif_info_from_record, read_exif
 from civitgrab_desktop.core.media.webp import insert_exif
 from civitgrab_desktop.core.organize.sidecars import SidecarError, update_json_sidecar_tags
-from civitgrab_desktop.jobs.job import Job, JobState, JobStopped, RateLimitedEvent
+from civitgrab_desktop.jobs.job import JobState, JobStopped, LibraryJob, RateLimitedEvent
 
 LOG = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class TagsParams:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-class TagsJob(Job):
+class TagsJob(LibraryJob):
     kind = "tags"
 
     def __init__(
@@ -98,21 +98,12 @@ class TagsJob(Job):
         self._saves: set[asyncio.Task] = set()
         self._save_slots = asyncio.Semaphore(params.workers)
         self._browser: BrowserTagFetcher | None = None
-        self._persisted = False
         self.client.add_wait_listener(self._on_wait)
 
     # -- events and persistence --------------------------------------------------------------------
 
     def _on_wait(self, host: str, seconds: float, reason: str) -> None:
         self.emit(RateLimitedEvent(self.job_id, host, seconds, reason))
-
-    def on_state(self, state: JobState) -> None:
-        if self._persisted:
-            asyncio.ensure_future(self._persist(state))
-
-    async def _persist(self, state: JobState | None = None) -> None:
-        with contextlib.suppress(Exception):
-            await self.library.update_job(self.job_id, state=(state or self.state).value, progress=self._progress_dict())
 
     def _progress_dict(self) -> dict[str, Any]:
         t = self.tally
@@ -136,8 +127,7 @@ class TagsJob(Job):
         p = self.params
         if p.retag and p.max_age_days is None and p.refetch_before is None:
             p.refetch_before = time.time()
-        await self.library.update_job(self.job_id, state=JobState.RUNNING.value, owner=self.owner)
-        self._persisted = True
+        await self.mark_running(self.owner)
         self.tally.total = await self._estimate_total()
         if self.tally.total is not None:
             self.message(f"{self.tally.total} images need tags; method {p.method}, {p.workers} workers")
