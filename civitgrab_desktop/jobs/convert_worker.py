@@ -322,16 +322,7 @@ def _adopt(task: ImageTask, final: Path) -> TaskResult:
     the file is ours and decodes, then finish the bookkeeping instead of losing track of it."""
     place.remove_stale_temps(final)
     try:
-        with Image.open(final) as im:
-            if im.format != "WEBP":
-                raise ValueError(f"it is {im.format}")
-            frames = getattr(im, "n_frames", 1)
-            if frames > 1:
-                im.seek(frames - 1)
-                im.load()
-                im.seek(0)
-            im.load()
-            webp_hash = image_hash(im)
+        webp_hash = image_hash(decode_webp(final.read_bytes()).first)  # every frame decodes
     except Exception as exc:
         raise ItemFailed(f"the original is missing and {final.name} cannot be read ({exc})") from exc
     if not place.written_for(final, task.image_id):
