@@ -32,7 +32,7 @@ from civitgrab_desktop.gui.bridge import JobHandle
 from civitgrab_desktop.gui.panels.base import Page
 from civitgrab_desktop.gui.util import plural, spawn
 from civitgrab_desktop.gui.widgets.common import Card, FolderPicker, SegmentedControl, hint, section_title
-from civitgrab_desktop.gui.widgets.job_card import JobList
+from civitgrab_desktop.gui.widgets.job_card import JobsPanel
 from civitgrab_desktop.jobs.download import DownloadJob, DownloadParams
 from civitgrab_desktop.jobs.update import forget_not_found, save_queries
 
@@ -279,38 +279,19 @@ class DownloadPage(Page):
         self.splitter.addWidget(form_scroll)
 
         # -- jobs --
-        jobs_panel = QWidget()
-        jobs_layout = QVBoxLayout(jobs_panel)
-        jobs_layout.setContentsMargins(8, 0, 0, 0)
-        jobs_layout.setSpacing(8)
-        head = QHBoxLayout()
-        head.addWidget(section_title("Jobs"))
-        head.addStretch(1)
-        self.jobs_count = QLabel("")
-        self.jobs_count.setObjectName("Muted")
-        head.addWidget(self.jobs_count)
-        self.clear_button = QPushButton("Clear finished")
-        self.clear_button.setFlat(True)
-        self.clear_button.setToolTip("Remove the cards of finished jobs (their files and records stay)")
-        self.clear_button.setEnabled(False)
-        self.clear_button.hide()
-        head.addWidget(self.clear_button)
-        jobs_layout.addLayout(head)
-        self.resume_banner = self._make_resume_banner()
-        jobs_layout.addWidget(self.resume_banner)
-        self.job_list = JobList(
+        self.jobs_panel = JobsPanel(
             ctx.jobs, ("download",), "No jobs yet — enter a username and press Start.", empty_icon="download"
         )
-        jobs_layout.addWidget(self.job_list, 1)
-        self.clear_button.clicked.connect(self._clear_finished)
-        self.job_list.changed.connect(self._update_count)
-        self.splitter.addWidget(jobs_panel)
+        self.jobs_count = self.jobs_panel.jobs_count
+        self.clear_button = self.jobs_panel.clear_button
+        self.job_list = self.jobs_panel.job_list
+        self.resume_banner = self._make_resume_banner()
+        self.jobs_panel.insert_under_title(self.resume_banner)
+        self.splitter.addWidget(self.jobs_panel)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([440, 640])
 
-        ctx.jobs.jobAdded.connect(self._update_count)
-        ctx.jobs.jobFinished.connect(self._update_count)
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.start)
         QShortcut(QKeySequence("Ctrl+Enter"), self, activated=self.start)
         self._on_mode(1)
@@ -365,15 +346,6 @@ class DownloadPage(Page):
 
     def search_widget(self) -> QWidget:
         return self.identifiers
-
-    def _update_count(self, *_args) -> None:
-        active = len(self.ctx.jobs.active("download"))
-        self.jobs_count.setText(f"{plural(active, 'job')} running" if active else "")
-        self.clear_button.setEnabled(self.job_list.finished_count() > 0)
-        self.clear_button.setVisible(bool(self.job_list.cards))
-
-    def _clear_finished(self) -> None:
-        self.job_list.clear_finished()
 
     # -- building params ---------------------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 from shiboken6 import isValid
@@ -37,7 +36,7 @@ from civitgrab_desktop.gui.panels.base import Page
 from civitgrab_desktop.gui.panels.download import LAYOUTS, NSFW_OPTIONS, VIDEO_OPTIONS
 from civitgrab_desktop.gui.util import plural, spawn
 from civitgrab_desktop.gui.widgets.common import Card, FolderPicker, section_title
-from civitgrab_desktop.gui.widgets.job_card import JobList
+from civitgrab_desktop.gui.widgets.job_card import JobsPanel
 from civitgrab_desktop.jobs.job import JobState
 from civitgrab_desktop.jobs.update import create_update_job, query_label, record_update
 
@@ -225,23 +224,10 @@ class QueriesPage(Page):
         card.body.addWidget(self.schedule_label)
         self.splitter.addWidget(card)
 
-        jobs_panel = QWidget()
-        jobs_layout = QVBoxLayout(jobs_panel)
-        jobs_layout.setContentsMargins(8, 0, 0, 0)
-        jobs_layout.setSpacing(8)
-        jobs_head = QHBoxLayout()
-        jobs_head.addWidget(section_title("Checks"))
-        jobs_head.addStretch(1)
-        self.clear_button = QPushButton("Clear finished")
-        self.clear_button.setFlat(True)
-        self.clear_button.hide()
-        self.clear_button.clicked.connect(lambda: self.job_list.clear_finished())
-        jobs_head.addWidget(self.clear_button)
-        jobs_layout.addLayout(jobs_head)
-        self.job_list = JobList(ctx.jobs, ("update",), "No checks yet — press Check for new.", empty_icon="retry")
-        self.job_list.changed.connect(lambda: self.clear_button.setVisible(bool(self.job_list.cards)))
-        jobs_layout.addWidget(self.job_list, 1)
-        self.splitter.addWidget(jobs_panel)
+        self.jobs_panel = JobsPanel(ctx.jobs, ("update",), "No checks yet — press Check for new.",
+                                    title="Checks", empty_icon="retry")
+        self.job_list = self.jobs_panel.job_list
+        self.splitter.addWidget(self.jobs_panel)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([560, 500])

@@ -23,9 +23,9 @@ from shiboken6 import isValid
 
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.panels.base import Page
-from civitgrab_desktop.gui.util import plural, spawn
-from civitgrab_desktop.gui.widgets.common import Card, section_title
-from civitgrab_desktop.gui.widgets.job_card import JobList
+from civitgrab_desktop.gui.util import spawn
+from civitgrab_desktop.gui.widgets.common import Card
+from civitgrab_desktop.gui.widgets.job_card import JobsPanel
 
 LOG = logging.getLogger(__name__)
 UNAVAILABLE = "not available in this build"
@@ -81,28 +81,12 @@ class WorkPage(Page):
         scroll.setMinimumWidth(400)
         self.splitter.addWidget(scroll)
 
-        jobs_panel = QWidget()
-        jobs_layout = QVBoxLayout(jobs_panel)
-        jobs_layout.setContentsMargins(8, 0, 0, 0)
-        jobs_layout.setSpacing(8)
-        head = QHBoxLayout()
-        head.addWidget(section_title("Jobs"))
-        head.addStretch(1)
-        self.jobs_count = QLabel("")
-        self.jobs_count.setObjectName("Muted")
-        head.addWidget(self.jobs_count)
-        self.clear_button = QPushButton("Clear finished")
-        self.clear_button.setFlat(True)
-        self.clear_button.setToolTip("Remove the cards of finished jobs (their files and records stay)")
-        self.clear_button.setEnabled(False)
-        self.clear_button.hide()
-        head.addWidget(self.clear_button)
-        jobs_layout.addLayout(head)
-        self.job_list = JobList(ctx.jobs, (self.job_kind,), self.empty_text, empty_icon=self.start_icon)
-        jobs_layout.addWidget(self.job_list, 1)
-        self.clear_button.clicked.connect(self._clear_finished)
+        self.jobs_panel = JobsPanel(ctx.jobs, (self.job_kind,), self.empty_text, empty_icon=self.start_icon)
+        self.jobs_count = self.jobs_panel.jobs_count
+        self.clear_button = self.jobs_panel.clear_button
+        self.job_list = self.jobs_panel.job_list
         self.job_list.changed.connect(self._jobs_changed)
-        self.splitter.addWidget(jobs_panel)
+        self.splitter.addWidget(self.jobs_panel)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([440, 640])
 
@@ -169,15 +153,8 @@ class WorkPage(Page):
         spawn(go(), name=f"start-{self.job_kind}")
 
     def _jobs_changed(self, *_args) -> None:
-        active = len(self.ctx.jobs.active(self.job_kind))
-        self.jobs_count.setText(f"{plural(active, 'job')} running" if active else "")
-        self.clear_button.setEnabled(self.job_list.finished_count() > 0)
-        self.clear_button.setVisible(bool(self.job_list.cards))
         if self.isVisible():
             spawn(self.refresh_library_line(), name=f"{self.job_kind}-stats")
-
-    def _clear_finished(self) -> None:
-        self.job_list.clear_finished()
 
     def activated(self) -> None:
         spawn(self.refresh_library_line(), name=f"{self.job_kind}-stats")

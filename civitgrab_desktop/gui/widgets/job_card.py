@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
 
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.bridge import JobHandle, JobManager
-from civitgrab_desktop.gui.util import human_bytes, human_duration, open_folder, spawn
+from civitgrab_desktop.gui.util import human_bytes, human_duration, open_folder, plural, spawn
+from civitgrab_desktop.gui.widgets.common import section_title
 from civitgrab_desktop.jobs.job import JobState, ProgressEvent
 
 KIND_ICON = {"download": "download", "tags": "tag", "convert": "convert", "update": "retry"}
@@ -514,3 +515,45 @@ class JobList(QScrollArea):
 
     def finished_count(self) -> int:
         return sum(1 for card in self.cards.values() if not card.handle.running)
+
+
+class JobsPanel(QWidget):
+    """The right-hand side of the job pages: a title, "N jobs running", "Clear finished" and the
+    cards (`job_list`). Pages may insert a widget under the title (`insert_under_title`)."""
+
+    def __init__(self, manager: JobManager, kinds: tuple[str, ...], empty_text: str, *, title: str = "Jobs",
+                 empty_icon: str = "info", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.manager = manager
+        self.kinds = kinds
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(8, 0, 0, 0)
+        self._layout.setSpacing(8)
+        head = QHBoxLayout()
+        head.addWidget(section_title(title))
+        head.addStretch(1)
+        self.jobs_count = QLabel("")
+        self.jobs_count.setObjectName("Muted")
+        head.addWidget(self.jobs_count)
+        self.clear_button = QPushButton("Clear finished")
+        self.clear_button.setFlat(True)
+        self.clear_button.setToolTip("Remove the cards of finished jobs (their files and records stay)")
+        self.clear_button.setEnabled(False)
+        self.clear_button.hide()
+        head.addWidget(self.clear_button)
+        self._layout.addLayout(head)
+        self.job_list = JobList(manager, kinds, empty_text, empty_icon=empty_icon)
+        self._layout.addWidget(self.job_list, 1)
+        self.clear_button.clicked.connect(self.job_list.clear_finished)
+        self.job_list.changed.connect(self.update_counts)
+        manager.jobAdded.connect(self.update_counts)
+        manager.jobFinished.connect(self.update_counts)
+
+    def insert_under_title(self, widget: QWidget) -> None:
+        self._layout.insertWidget(1, widget)
+
+    def update_counts(self, *_args) -> None:
+        active = sum(len(self.manager.active(kind)) for kind in self.kinds)
+        self.jobs_count.setText(f"{plural(active, 'job')} running" if active else "")
+        self.clear_button.setEnabled(self.job_list.finished_count() > 0)
+        self.clear_button.setVisible(bool(self.job_list.cards))
