@@ -42,6 +42,7 @@ from civitgrab_desktop.core.civitai.client import (
     ClientRequestError,
     RateLimitedError,
 )
+from civitgrab_desktop.core.civitai.hosts import SITE_CHOICES
 from civitgrab_desktop.core.civitai.urls import MODELS_PATH, api_url
 from civitgrab_desktop.core.config import DEFAULT_API_BASE, ENV_API_KEY, SETTINGS, Setting
 from civitgrab_desktop.gui import icons
@@ -103,10 +104,6 @@ CHOICE_LABELS: dict[str, dict[Any, str]] = {
 }
 SUFFIXES = {"timeout": " s", "politeness_interval": " s", "update_every_hours": " h", "update_stop_after": " known items"}
 SPECIAL_ZERO = {"convert_workers": "Automatic (one per core)", "update_every_hours": "Never", "politeness_interval": "None"}
-API_BASES = [
-    ("https://civitai.com", "civitai.com"),
-    ("https://civitai.red", "civitai.red (NSFW site)"),
-]
 
 
 def label_for(setting: Setting) -> str:
@@ -127,7 +124,7 @@ class ApiBaseEditor(QWidget):
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         self.combo = QComboBox()
-        for value, label in API_BASES:
+        for value, label in SITE_CHOICES:
             self.combo.addItem(label, value)
         self.combo.addItem("Custom…", "custom")
         self.custom = QLineEdit()

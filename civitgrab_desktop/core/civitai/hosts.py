@@ -15,6 +15,8 @@ SITE_HOSTS = frozenset({"civitai.com", "www.civitai.com", "civitai.red", "www.ci
 SITE_DOMAINS = ("civitai.com", "civitai.red")
 DEFAULT_SITE = "https://civitai.com"
 KNOWN_SITES = {"civitai.com": "https://civitai.com", "civitai.red": "https://civitai.red"}
+# What each site is, for a settings choice: (base URL, label).
+SITE_CHOICES = (("https://civitai.com", "civitai.com"), ("https://civitai.red", "civitai.red (NSFW site)"))
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
