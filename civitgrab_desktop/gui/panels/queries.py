@@ -150,7 +150,6 @@ class QueriesPage(Page):
         super().__init__(ctx, parent)
         self.queries: list[Any] = []
         self._checking = False
-        self._cancel = False
         self._next_check: float | None = None
         self.check_task: asyncio.Task | None = None
 
@@ -290,19 +289,15 @@ class QueriesPage(Page):
 
     def _selection_changed(self) -> None:
         chosen = self.selected()
-        for b in (self.edit_button,):
-            b.setEnabled(len(chosen) == 1)
-        for b in (self.pause_button, self.remove_button, self.check_selected_button):
-            b.setEnabled(bool(chosen))
+        self.edit_button.setEnabled(len(chosen) == 1)
+        self.pause_button.setEnabled(bool(chosen))
+        self.remove_button.setEnabled(bool(chosen))
         all_paused = bool(chosen) and all(q["paused"] for q in chosen)
         self.pause_button.setText("Resume" if all_paused else "Pause")
         icons.set_icon(self.pause_button, "play" if all_paused else "pause")
         self.check_button.setEnabled(not self._checking and any(not q["paused"] for q in self.queries))
         self.check_selected_button.setEnabled(bool(chosen) and not self._checking)
-        if self._checking:
-            self.check_button.setText("Checking…")
-        else:
-            self.check_button.setText("Check for new")
+        self.check_button.setText("Checking…" if self._checking else "Check for new")
 
     # -- editing -----------------------------------------------------------------------------------
 
