@@ -8,6 +8,7 @@ import sys
 import time
 from typing import TextIO
 
+from civitgrab_desktop.jobs.download import MODE_WORDS
 from civitgrab_desktop.jobs.job import (
     FinishedEvent,
     JobEvent,
@@ -144,7 +145,7 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
     if targets:
         w("Identifiers:\n")
         for t in targets:
-            label = {1: "username", 2: "model", 3: "tag", 4: "version", 5: "post", 6: "image"}.get(t["mode"], "?")
+            label = MODE_WORDS.get(t["mode"], "?")
             line = (
                 f"  {label} {t['identifier']}: {t['status']}"
                 + (f" ({t['reason']})" if t.get("reason") else "")

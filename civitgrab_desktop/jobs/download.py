@@ -39,6 +39,7 @@ LOG = logging.getLogger(__name__)
 
 MODE_NAMES = {1: "username", 2: "model", 3: "tag", 4: "modelVersion", 5: "post", 6: "image"}
 MODE_LABELS = {1: "username", 2: "model ID", 3: "tag", 4: "model version ID", 5: "post", 6: "image"}
+MODE_WORDS = {1: "username", 2: "model", 3: "tag", 4: "version", 5: "post", 6: "image"}  # "model 1001"
 DEFAULT_CAP_THRESHOLD = 49_000
 DEFERRED_POLL_S = 0.5
 # A full disk (or quota) ends the job: every further item would be fetched only to fail.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from civitgrab_desktop.core.library.owners import new_owner
-from civitgrab_desktop.jobs.download import DownloadJob, DownloadParams
+from civitgrab_desktop.jobs.download import MODE_WORDS, DownloadJob, DownloadParams
 
 # Options a saved query never keeps: they are the query itself, or one-off choices.
 NOT_SAVED = ("mode", "identifiers", "redownload")
@@ -67,5 +67,5 @@ async def record_update(library, query_id: int, summary: dict[str, Any]) -> None
 
 
 def query_label(query) -> str:
-    mode = {1: "username", 2: "model", 3: "tag", 4: "version", 5: "post", 6: "image"}.get(query["mode"], "?")
+    mode = MODE_WORDS.get(query["mode"], "?")
     return f"{mode} {query['identifier']}"
