@@ -204,10 +204,20 @@ def cdn_uuid(path: str) -> str | None:
     return parts[2] if len(parts) > 2 and parts[1] == ACCOUNT else None
 
 
-def cdn_fetches(fake, since: int = 0) -> Counter:
-    """CDN requests per image uuid in the fake's request log (from entry `since` on)."""
+def log_mark() -> float:
+    """A point in the fake's request log, for `cdn_fetches(fake, arrived_after=...)`. The log is
+    appended when a response ends, so a slow answer to an earlier run can land after a list
+    index taken later; the arrival time says which run sent the request."""
+    return time.time()
+
+
+def cdn_fetches(fake, since: int = 0, *, arrived_after: float | None = None) -> Counter:
+    """CDN requests per image uuid in the fake's request log (from entry `since` on; with
+    `arrived_after`, only the requests that reached the fake after that time)."""
     counts: Counter = Counter()
     for rec in fake.request_log[since:]:
+        if arrived_after is not None and rec.time < arrived_after:
+            continue
         uuid = cdn_uuid(rec.path)
         if uuid:
             counts[uuid] += 1

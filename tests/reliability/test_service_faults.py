@@ -17,6 +17,7 @@ from tests.reliability.helpers import (
     cdn_fetches,
     check_files,
     check_library,
+    log_mark,
     snapshot,
     wait_for,
 )
@@ -52,10 +53,10 @@ def test_each_fault_kind_on_the_listing_and_the_media(ws, fake, kind):
     assert set(files) == {i.id for i in fake.dataset.images_for_user("bob_art")}
     check_library(ws)
     # a re-run has nothing left to fetch
-    mark = len(fake.request_log)
+    mark = log_mark()
     again = ws.cli("--mode", "1", "--username", "bob_art")
     assert again.returncode == 0, again
-    assert not cdn_fetches(fake, since=mark)
+    assert not cdn_fetches(fake, arrived_after=mark)
 
 
 def test_a_listing_page_failing_many_times_in_a_row(ws, fake):
@@ -111,10 +112,10 @@ def test_persistent_media_faults_are_reported_then_a_rerun_finishes(ws, fake):
 
     before = snapshot(ws.downloads)
     fake.clear_faults()
-    mark = len(fake.request_log)
+    mark = log_mark()
     rerun = ws.cli("--mode", "1", "--username", "carol")
     assert rerun.returncode == 0, rerun
-    assert cdn_fetches(fake, since=mark) == {i.uuid: 1 for i, _ in victims}, "only the failures are fetched again"
+    assert cdn_fetches(fake, arrived_after=mark) == {i.uuid: 1 for i, _ in victims}, "only the failures are fetched again"
     files = check_files(ws.downloads, fake.dataset)
     assert set(files) == {i.id for i in items}
     assert_unchanged(before, ws.downloads)
@@ -159,7 +160,7 @@ def test_fault_storm_on_every_endpoint(ws, fake):
     assert set(files) == expected
     check_library(ws)
     fake.clear_faults()
-    mark = len(fake.request_log)
+    mark = log_mark()
     again = ws.cli("--mode", "1", "--username", ",".join(users))
     assert again.returncode == 0, again
-    assert not cdn_fetches(fake, since=mark)
+    assert not cdn_fetches(fake, arrived_after=mark)
