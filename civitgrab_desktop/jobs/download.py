@@ -457,11 +457,13 @@ class DownloadJob(LibraryJob):
             reason = self._filter_reason(record, target)
             if reason:
                 target.filtered += 1
+                self._count_listed()
                 self.tally.skip(reason)
                 continue
             try:
                 stems[record.id] = self._stem_for(record, target, stream.model_id)
             except (UnsafePathError, PathTooLong) as exc:
+                self._count_listed()
                 self.tally.fail(str(record.id), f"unusable path: {exc}")
                 target.failed += 1
                 continue
@@ -510,10 +512,15 @@ class DownloadJob(LibraryJob):
             )
         return folder / str(record.id)
 
+    def _count_listed(self) -> None:
+        """One more listing entry that will get a verdict (done, skipped or failed): the total
+        counts every entry, repeats across targets and filtered ones included, so the progress
+        never reads "43 of 41"."""
+        self.tally.total = (self.tally.total or 0) + 1
+
     async def _enqueue(self, item: WorkItem) -> None:
-        if item.record.id not in self._seen_ids:
-            self._seen_ids.add(item.record.id)
-            self.tally.total = (self.tally.total or 0) + 1
+        self._seen_ids.add(item.record.id)
+        self._count_listed()
         if item.listed_done:
             item.target.had += 1
         else:
