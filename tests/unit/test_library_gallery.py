@@ -33,6 +33,15 @@ def store(tmp_path):
     s.close()
 
 
+def tag_as_older_versions_did(store: LibraryStore, image_id: int, tags) -> None:
+    """Tags written straight into the tables, as code before schema 3 (no tags_count) did."""
+    with store.connection:
+        for t in tags:
+            store.connection.execute("INSERT OR IGNORE INTO tags (id, name) VALUES (?, ?)", (t.id, t.name))
+            store.connection.execute("INSERT INTO image_tags (image_id, tag_id, score) VALUES (?, ?, ?)",
+                                     (image_id, t.id, t.score))
+
+
 def fts_rows(store: LibraryStore) -> dict[int, tuple]:
     rows = store.connection.execute("SELECT rowid, prompt, username, models, tags FROM images_fts").fetchall()
     return {r[0]: tuple(r[1:]) for r in rows}
@@ -45,13 +54,14 @@ def ids(store: LibraryStore, **kw) -> list[int]:
 # -- migration 2 ----------------------------------------------------------------------------------
 
 
-def test_a_new_library_is_at_version_2_with_the_index_and_triggers(tmp_path):
+def test_a_new_library_is_at_the_latest_version_with_the_index_and_triggers(tmp_path):
     with LibraryStore(library_path(tmp_path)) as s:
-        assert user_version(s.connection) == schema.SCHEMA_VERSION == 2
+        assert user_version(s.connection) == schema.SCHEMA_VERSION == 3
         names = {r[0] for r in s.connection.execute("SELECT name FROM sqlite_master")}
         assert {"images_fts", "images_fts_insert", "images_fts_update", "images_fts_delete",
                 "images_fts_tag_added", "images_fts_tag_removed", "images_fts_tag_renamed"} <= names
         assert {"idx_images_done_created", "idx_images_done_reactions", "idx_images_downloaded"} <= names
+        assert {"idx_images_tags_count", "idx_images_path", "idx_images_id"} <= names
         assert s.has_fts()
     # a brand-new library gets no pointless backup
     assert not list(library_path(tmp_path).parent.glob("*.bak-*"))
@@ -61,13 +71,30 @@ def test_migrating_a_version_1_library_indexes_what_it_holds(tmp_path):
     path = library_path(tmp_path)
     with LibraryStore(path, migrations=schema.MIGRATIONS[:1]) as old:
         old.upsert_listed([record(1, meta=meta("a red fox"))], Source("username", "alice"))
-        old.store_tags(1, "o:1:t", [tag(7, "forest")], "api")
+        tag_as_older_versions_did(old, 1, [tag(7, "forest")])
         assert user_version(old.connection) == 1
     with LibraryStore(path) as s:
-        assert user_version(s.connection) == 2
+        assert user_version(s.connection) == schema.SCHEMA_VERSION
         assert fts_rows(s)[1] == ("a red fox", "alice", "v9 juggernautXL", "forest")
         assert ids(s, text="forest") == [1]
     assert len(list(path.parent.glob("*.bak-v1-*"))) == 1  # an existing library is backed up first
+
+
+def test_migration_3_counts_the_tags_each_image_already_has(tmp_path):
+    path = library_path(tmp_path)
+    with LibraryStore(path, migrations=schema.MIGRATIONS[:2]) as old:
+        old.upsert_listed([record(1), record(2)], Source("username", "alice"))
+        tag_as_older_versions_did(old, 1, [tag(7, "forest"), tag(8, "fox"), tag(9, "red")])
+    with LibraryStore(path) as s:
+        assert user_version(s.connection) == 3
+        counts = dict(s.connection.execute("SELECT id, tags_count FROM images").fetchall())
+        assert counts == {1: 3, 2: 0}
+        assert s.browse_ids(order_by="tags_count", descending=True) == [1, 2]
+        s.store_tags(2, "o:1:t", [tag(7, "forest"), tag(8, "fox"), tag(9, "red"), tag(10, "moss")], "api")
+        s.store_tags(1, "o:1:t", [tag(7, "forest")], "api")  # a re-tag replaces the count
+        assert s.browse_ids(order_by="tags_count", descending=True) == [2, 1]
+        rows = {r["id"]: r["tags_count"] for r in s.browse_rows([1, 2])}
+        assert rows == {1: 1, 2: 4}
 
 
 def test_a_read_only_connection_refuses_a_library_not_yet_migrated(tmp_path):

@@ -149,6 +149,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     );
     """,
     # 2: migrate_2_gallery (below): FTS5 search index and the gallery's indexes
+    # 3: (below) the tags_count column and the database table's sort indexes
 ]
 
 # Full-text index of what the gallery's search box looks at: prompt, username, model names and
@@ -235,6 +236,21 @@ def migrate_2_gallery(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS.append(migrate_2_gallery)
+
+# 3: the database table's sorts without reading the wide rows. `tags_count` is kept by
+# TaggingOps.store_tags (the one writer of image_tags; a per-row trigger would rewrite the image
+# row once per tag). The one-column id index is narrow, so "sort by id" over 100,000 rows walks
+# it (~20 ms) instead of the whole table (~100 ms). Measured on the benchmark library.
+MIGRATIONS.append(
+    """
+    ALTER TABLE images ADD COLUMN tags_count INTEGER NOT NULL DEFAULT 0;
+    UPDATE images SET tags_count = (SELECT COUNT(*) FROM image_tags it WHERE it.image_id = images.id)
+        WHERE id IN (SELECT DISTINCT image_id FROM image_tags);
+    CREATE INDEX IF NOT EXISTS idx_images_tags_count ON images(tags_count);
+    CREATE INDEX IF NOT EXISTS idx_images_path       ON images(path);
+    CREATE INDEX IF NOT EXISTS idx_images_id         ON images(id);
+    """
+)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -87,9 +87,9 @@ class TaggingOps(StoreBase):
             )
             c.execute(
                 """UPDATE images SET tag_state = 'done', tags_fetched_at = ?, tag_error = NULL, tag_method = ?,
-                          tag_owner = CASE WHEN tag_owner = ? THEN NULL ELSE tag_owner END
+                          tag_owner = CASE WHEN tag_owner = ? THEN NULL ELSE tag_owner END, tags_count = ?
                    WHERE id = ?""",
-                (now, method, owner, iid),
+                (now, method, owner, len(unique), iid),
             )
 
         self.run_write(work)
