@@ -148,6 +148,15 @@ async def test_export_to_csv_writes_what_is_shown_with_the_cli_columns(replica_l
         assert all(r == by_id[r["image_id"]] for r in got)  # the same values as the CLI's rows
         assert exported == [(str(path), len(shown))]
         assert page.export_button.isEnabled()
+
+        # sorted by a header: the file keeps the table's order
+        await refreshed(page, lambda: page.table.sortByColumn(USER_COLUMN, Qt.SortOrder.DescendingOrder))
+        order = [page.model.id_at(r) for r in range(page.model.rowCount())]
+        assert order != sorted(order)
+        sorted_csv = tmp_path / "sorted.csv"
+        assert await page.export(str(sorted_csv)) == len(order)
+        with sorted_csv.open(encoding="utf-8", newline="") as fh:
+            assert [int(r["image_id"]) for r in csv.DictReader(fh)] == order
         # nothing shown: the button is off
         await refreshed(page, lambda: (bar.search.setText("zzzznotaword"), bar._emit_now()))
         assert page.model.rowCount() == 0 and not page.export_button.isEnabled()

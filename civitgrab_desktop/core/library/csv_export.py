@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,13 @@ def export_csv(
     *,
     filters: ImageFilter | Mapping[str, Any] | None = None,
     columns: Sequence[str] = CSV_COLUMNS,
+    ids: Sequence[int] | None = None,
 ) -> int:
     """Write the matching images (id order) to `path` as UTF-8 CSV with a header row; returns
-    the number of data rows. `tags` holds tag names joined by ';', highest score first."""
+    the number of data rows. `tags` holds tag names joined by ';', highest score first.
+
+    `ids` (what a table shows, in its order) exports exactly those images in that order instead;
+    ids no longer in the library are left out."""
     columns = list(columns)
     unknown = [c for c in columns if c not in _COLUMN_SQL]
     if unknown:
@@ -84,9 +89,27 @@ def export_csv(
     sql = f"""SELECT i.id AS _id, {select}
               FROM images i LEFT JOIN conversions c ON c.image_id = i.id
               WHERE {where} ORDER BY i.id"""
+    by_ids_sql = f"""SELECT i.id AS _id, {select}
+                     FROM images i LEFT JOIN conversions c ON c.image_id = i.id
+                     WHERE i.id IN (SELECT value FROM json_each(?))"""
     want_tags = "tags" in columns
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+
+    def rows(c: sqlite3.Connection) -> Iterator[sqlite3.Row]:
+        cursor = c.cursor()
+        cursor.row_factory = sqlite3.Row  # the caller's connection may not use Row
+        if ids is None:
+            cursor.execute(sql, params)
+            while batch := cursor.fetchmany(500):
+                yield from batch
+            return
+        wanted = [int(i) for i in ids]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            cursor.execute(by_ids_sql, (json.dumps(chunk),))
+            by_id = {row["_id"]: row for row in cursor.fetchall()}
+            yield from (by_id[i] for i in chunk if i in by_id)
 
     def write(c: sqlite3.Connection) -> int:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -95,16 +118,12 @@ def export_csv(
                 writer = csv.writer(fh)
                 writer.writerow(columns)
                 count = 0
-                cursor = c.cursor()
-                cursor.row_factory = sqlite3.Row  # the caller's connection may not use Row
-                cursor.execute(sql, params)
-                while batch := cursor.fetchmany(500):
-                    for row in batch:
-                        values = ["" if row[col] is None else row[col] for col in columns]
-                        if want_tags:
-                            values[columns.index("tags")] = _tag_names(c, row["_id"])
-                        writer.writerow(values)
-                        count += 1
+                for row in rows(c):
+                    values = ["" if row[col] is None else row[col] for col in columns]
+                    if want_tags:
+                        values[columns.index("tags")] = _tag_names(c, row["_id"])
+                    writer.writerow(values)
+                    count += 1
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)

@@ -204,6 +204,10 @@ class LibraryTableModel(QAbstractTableModel):
     def total(self) -> int:
         return len(self._ids)
 
+    def ids_for(self, image_filter: ImageFilter) -> list[int] | None:
+        """The ordered ids the table holds, when they are the answer to `image_filter`."""
+        return list(self._ids) if self.queried and self.filter == image_filter else None
+
     def id_at(self, row: int) -> int | None:
         return self._rows[row]["id"] if 0 <= row < len(self._rows) else None
 
@@ -422,12 +426,15 @@ class DatabasePage(Page):
         return dialog
 
     async def export(self, path: str) -> int:
-        """Write the rows matching the current filters to `path`; returns the row count."""
+        """Write the rows shown (the current filters, in the table's sort order) to `path`;
+        returns the row count."""
         image_filter = await self.current_filter()
+        # the table's ids when they answer this filter; otherwise (not queried yet) the filter's
+        shown = self.model.ids_for(image_filter)
         reader = await self._reader()
         started = time.perf_counter()
         try:
-            count = await reader.run(_export, str(path), image_filter)
+            count = await reader.run(_export, str(path), image_filter, shown)
         except Exception as exc:
             self.ctx.statusMessage.emit(f"Export failed: {exc}", 10000)
             raise
@@ -455,8 +462,8 @@ class DatabasePage(Page):
         return True
 
 
-def _export(store, path: str, image_filter: ImageFilter) -> int:
-    return export_csv(store, path, filters=image_filter)
+def _export(store, path: str, image_filter: ImageFilter, ids: list[int] | None) -> int:
+    return export_csv(store, path, filters=image_filter, ids=ids)
 
 
 def database_page(ctx) -> DatabasePage:
