@@ -34,6 +34,7 @@ class Colors:
     border: str
     accent: str
     accent_text: str
+    accent_fill: str  # the accent behind accent_text (selections, primary buttons): >= 4.5:1
     accent_soft: str  # selection / chip background
     success: str
     warning: str
@@ -53,6 +54,7 @@ LIGHT = Colors(
     border="#d9dce6",
     accent="#5457e8",
     accent_text="#ffffff",
+    accent_fill="#5457e8",
     accent_soft="#e0e1fd",
     success="#12805c",
     warning="#a35c00",
@@ -70,8 +72,9 @@ DARK = Colors(
     text="#e7e9f0",
     muted="#a0a6b9",
     border="#363949",
-    accent="#8083ff",
+    accent="#8083ff",  # bright enough for links and outlines on the dark background
     accent_text="#ffffff",
+    accent_fill="#5558e6",  # white on #8083ff reads at 3.2:1; this is 5.4:1
     accent_soft="#323462",
     success="#3ccf95",
     warning="#f2b23c",
@@ -104,7 +107,7 @@ def build_palette(c: Colors) -> QPalette:
         role.Button: c.surface if c.dark else "#f7f8fb",
         role.ButtonText: c.text,
         role.BrightText: "#ffffff",
-        role.Highlight: c.accent,
+        role.Highlight: c.accent_fill,
         role.HighlightedText: c.accent_text,
         role.Link: c.accent,
         role.LinkVisited: c.accent,
@@ -145,7 +148,7 @@ def build_stylesheet(c: Colors) -> str:
     """Only what the palette cannot say: the sidebar, cards, chips, headers, primary buttons, and
     check boxes / radio buttons with a visible outline in both themes."""
     hover = "#2c2f3b" if c.dark else "#dfe2ec"
-    primary_hover = "#9193ff" if c.dark else "#4346d6"
+    primary_hover = "#6063ee" if c.dark else "#4346d6"
     strong = "#6f7489" if c.dark else "#9ba1b2"
     try:
         check = _check_mark_file(c.accent_text)
@@ -157,7 +160,7 @@ QCheckBox::indicator {{
     width: 14px; height: 14px; border: 1px solid {strong}; border-radius: 4px; background: {c.base};
 }}
 QCheckBox::indicator:hover {{ border-color: {c.accent}; }}
-QCheckBox::indicator:checked {{ background: {c.accent}; border-color: {c.accent}; {check_rule} }}
+QCheckBox::indicator:checked {{ background: {c.accent_fill}; border-color: {c.accent_fill}; {check_rule} }}
 QCheckBox::indicator:disabled {{ background: {c.alt_base}; border-color: {c.border}; }}
 QCheckBox::indicator:checked:disabled {{ background: {c.border}; }}
 QRadioButton::indicator {{
@@ -214,9 +217,9 @@ QLabel#Chip[tone="warning"] {{ color: {c.warning}; }}
 QLabel#Chip[tone="danger"] {{ color: {c.danger}; }}
 QLabel#Chip[tone="muted"] {{ color: {c.muted}; }}
 QPushButton#Primary {{
-    background: {c.accent};
+    background: {c.accent_fill};
     color: {c.accent_text};
-    border: 1px solid {c.accent};
+    border: 1px solid {c.accent_fill};
     border-radius: 6px;
     padding: 6px 18px;
     font-weight: 600;
