@@ -36,6 +36,7 @@ class AppContext(QObject):
         self.api_base_overridden = api_base_overridden
         self._session: aiohttp.ClientSession | None = None
         self._library_lock = asyncio.Lock()
+        self._fts: bool | None = None
         self._closed = False
 
     # -- shortcuts -------------------------------------------------------------------------------
@@ -72,6 +73,20 @@ class AppContext(QObject):
     async def library(self):
         async with self._library_lock:
             return await self.services.open_library()
+
+    async def reader(self):
+        """The library's read-only connection (the gallery and the database table browse it)."""
+        return (await self.library()).reader()
+
+    async def has_fts(self) -> bool:
+        """The library has its FTS5 search index (asked once; False when the question fails,
+        so search falls back to LIKE)."""
+        if self._fts is None:
+            try:
+                self._fts = bool(await (await self.reader()).has_fts())
+            except Exception:
+                self._fts = False
+        return self._fts
 
     # -- network ---------------------------------------------------------------------------------
 

@@ -205,15 +205,10 @@ class GalleryPage(Page):
     # -- loading ----------------------------------------------------------------------------------
 
     async def _reader(self):
-        library = await self.ctx.library()
-        return library.reader()
+        return await self.ctx.reader()
 
     async def _has_fts(self) -> bool:
-        if self._fts is None:
-            try:
-                self._fts = bool(await (await self._reader()).has_fts())
-            except Exception:
-                self._fts = False
+        self._fts = await self.ctx.has_fts()
         return self._fts
 
     def current_filter(self):

@@ -288,7 +288,6 @@ class DatabasePage(Page):
         self.root.setContentsMargins(14, 12, 14, 6)
         self.root.setSpacing(8)
         self._started = False
-        self._fts: bool | None = None
         self.query = GalleryQuery()
         self.dl_state: str | None = None
 
@@ -376,19 +375,10 @@ class DatabasePage(Page):
     # -- data -------------------------------------------------------------------------------------
 
     async def _reader(self):
-        library = await self.ctx.library()
-        return library.reader()
-
-    async def _has_fts(self) -> bool:
-        if self._fts is None:
-            try:
-                self._fts = bool(await (await self._reader()).has_fts())
-            except Exception:
-                self._fts = False
-        return self._fts
+        return await self.ctx.reader()
 
     async def current_filter(self) -> ImageFilter:
-        fts = await self._has_fts()
+        fts = await self.ctx.has_fts()
         base = {"dl_state": self.dl_state} if self.dl_state else {}
         return self.query.to_filter(fts=fts, **base)
 
