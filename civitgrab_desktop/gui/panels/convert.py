@@ -62,9 +62,6 @@ class ConvertPage(WorkPage):
         super().__init__(ctx, parent)
         s = ctx.settings
         body = self.options.body
-        body.addWidget(section_title("Library"))
-        body.addWidget(self.library_line)
-        body.addSpacing(4)
 
         # -- output --
         body.addWidget(section_title("Output"))

@@ -37,9 +37,6 @@ class TagsPage(WorkPage):
         super().__init__(ctx, parent)
         s = ctx.settings
         body = self.options.body
-        body.addWidget(section_title("Library"))
-        body.addWidget(self.library_line)
-        body.addSpacing(4)
         body.addWidget(section_title("Options"))
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -24,7 +24,7 @@ from shiboken6 import isValid
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.panels.base import Page
 from civitgrab_desktop.gui.util import spawn
-from civitgrab_desktop.gui.widgets.common import Card
+from civitgrab_desktop.gui.widgets.common import Card, section_title
 from civitgrab_desktop.gui.widgets.job_card import JobsPanel
 
 LOG = logging.getLogger(__name__)
@@ -58,6 +58,10 @@ class WorkPage(Page):
         self.library_line = QLabel("")
         self.library_line.setObjectName("Muted")
         self.library_line.setWordWrap(True)
+        # every work page starts with what the library holds for it; subclasses add the rest
+        self.options.body.addWidget(section_title("Library"))
+        self.options.body.addWidget(self.library_line)
+        self.options.body.addSpacing(4)
 
         self.error = QLabel("")
         self.error.setObjectName("Error")
