@@ -7,9 +7,9 @@ import sys
 from collections.abc import Callable
 
 from civitgrab_desktop.cli.args import UsageError
-from civitgrab_desktop.core.civitai.rest import valid_username
-from civitgrab_desktop.core.civitai.urls import parse_pasted
+from civitgrab_desktop.jobs import identifiers as identifier_rules
 from civitgrab_desktop.jobs.download import DownloadParams
+from civitgrab_desktop.jobs.identifiers import split_identifiers
 
 MODE_FLAGS = {1: "username", 2: "model_id", 3: "tags", 4: "model_version_id", 5: "post_id", 6: "image_id"}
 MODE_PROMPTS = {
@@ -30,34 +30,13 @@ MODE_ONLY_FLAGS = {
 }
 
 
-def split_identifiers(text: str | None) -> list[str]:
-    if not text:
-        return []
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 def normalize_identifiers(mode: int, values: list[str]) -> list[str]:
     """Validate identifiers for a mode; pasted CivitAI URLs are understood."""
-    result = []
-    for value in values:
-        pasted = parse_pasted(value)
-        if pasted is not None:
-            if pasted.mode != mode:
-                hint = f" (use --mode {pasted.mode} --{MODE_FLAGS[pasted.mode]})" if pasted.mode in MODE_FLAGS else ""
-                raise UsageError(f"{value} is a {pasted.kind} link, which does not fit {MODE_NAMES[mode]} mode{hint}")
-            value = pasted.identifier
-        if mode == 1 and not valid_username(value):
-            raise UsageError(
-                f"{value!r} is not a valid CivitAI username (letters, digits and underscores only)"
-            )
-        if mode in (2, 4, 5, 6):
-            if not value.isdigit() or int(value) <= 0:
-                raise UsageError(f"{value!r} is not a numeric {MODE_NAMES[mode]}")
-            value = str(int(value))
-        if mode == 3 and len(value) > 200:
-            raise UsageError("a tag longer than 200 characters cannot exist")
-        if value not in result:
-            result.append(value)
+    try:
+        result = identifier_rules.normalize_identifiers(mode, values)
+    except identifier_rules.IdentifierError as exc:
+        hint = f" (use --mode {exc.link_mode} --{MODE_FLAGS[exc.link_mode]})" if exc.link_mode in MODE_FLAGS else ""
+        raise UsageError(f"{exc}{hint}") from None
     if not result:
         raise UsageError(f"no {MODE_NAMES[mode]} given")
     return result

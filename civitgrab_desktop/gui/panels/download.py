@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from civitgrab_desktop.core.civitai.rest import valid_username
 from civitgrab_desktop.core.civitai.urls import parse_pasted
 from civitgrab_desktop.core.library.owners import new_owner
 from civitgrab_desktop.gui import icons
@@ -34,6 +33,12 @@ from civitgrab_desktop.gui.util import plural, spawn
 from civitgrab_desktop.gui.widgets.common import Card, FolderPicker, SegmentedControl, hint, section_title
 from civitgrab_desktop.gui.widgets.job_card import JobsPanel
 from civitgrab_desktop.jobs.download import DownloadJob, DownloadParams
+from civitgrab_desktop.jobs.identifiers import (
+    IDENTIFIER_NAMES,
+    IdentifierError,
+    normalize_identifiers,
+    split_identifiers,
+)
 from civitgrab_desktop.jobs.update import forget_not_found, save_queries
 
 LOG = logging.getLogger(__name__)
@@ -46,7 +51,7 @@ MODES = [
     (5, "Post", "The images and videos of one post (post IDs)"),
     (6, "Image", "Single images or videos (image IDs)"),
 ]
-MODE_NAMES = {1: "username", 2: "model ID", 3: "tag", 4: "model version ID", 5: "post ID", 6: "image ID"}
+MODE_NAMES = IDENTIFIER_NAMES
 TITLE_PREFIX = {1: "user", 2: "model", 3: "tag", 4: "version", 5: "post", 6: "image"}
 PLACEHOLDERS = {
     1: "e.g. alice, bob_art — or paste a civitai.com/user/… link",
@@ -75,26 +80,10 @@ class InputError(ValueError):
 
 
 def validate_identifiers(mode: int, text: str) -> list[str]:
-    values: list[str] = []
-    for raw in text.split(","):
-        value = raw.strip()
-        if not value:
-            continue
-        target = parse_pasted(value)
-        if target is not None:
-            if target.mode != mode:
-                raise InputError(f"{value} is a {target.kind} link, which does not fit {MODE_NAMES[mode]} mode")
-            value = target.identifier
-        if mode == 1 and not valid_username(value):
-            raise InputError(f"“{value}” is not a valid CivitAI username (letters, digits, - and _ only)")
-        if mode in (2, 4, 5, 6):
-            if not value.isdigit() or int(value) <= 0:
-                raise InputError(f"“{value}” is not a numeric {MODE_NAMES[mode]}")
-            value = str(int(value))
-        if mode == 3 and len(value) > 200:
-            raise InputError("a tag longer than 200 characters cannot exist")
-        if value not in values:
-            values.append(value)
+    try:
+        values = normalize_identifiers(mode, split_identifiers(text))
+    except IdentifierError as exc:
+        raise InputError(str(exc)) from None
     if not values:
         raise InputError(f"Enter at least one {MODE_NAMES[mode]}.")
     return values
