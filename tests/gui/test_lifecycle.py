@@ -194,8 +194,8 @@ async def test_closing_the_window_asks_then_stops_jobs_safely(qapp, data_dir, fa
     await wait_until(lambda: handle.bridge.last_progress and handle.bridge.last_progress.done >= 1, 60)
 
     w.close()  # a job runs: the window asks first and stays open
-    await asyncio.sleep(0.1)
-    assert w.isVisible() and w._quit_box.isVisible()
+    await wait_until(lambda: getattr(w, "_quit_box", None) is not None and w._quit_box.isVisible(), 5, what="the question")
+    assert w.isVisible()
     assert "A job is running" in w._quit_box.text()
     next(b for b in w._quit_box.buttons() if b.text() == "Quit").click()
     await asyncio.wait_for(closed.wait(), 60)

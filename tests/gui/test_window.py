@@ -61,20 +61,18 @@ def test_validate_identifiers():
 
 
 async def test_pages_shortcuts_and_find(window):
-    window.activateWindow()
-    await asyncio.sleep(0.05)
+    window.activateWindow()  # shortcuts only reach the active window
+    await wait_until(lambda: QApplication.activeWindow() is window, 10, what="the window to be active")
     titles = [window.sidebar.item(i).text() for i in range(window.sidebar.count())]
     assert titles == ["Browse & Download", "Tag Scraper", "Converter", "Gallery", "Database", "Saved queries"]
     for i in range(6):
         window.page_actions[i].trigger()
         assert window.stack.currentIndex() == i
     QTest.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
-    await asyncio.sleep(0.05)
-    assert window.current_page().key == "tags"
+    await wait_until(lambda: window.current_page().key == "tags", 5, what="Ctrl+2")
     window.page_actions[0].trigger()
     window.find_action.trigger()
-    await asyncio.sleep(0.05)
-    assert QApplication.focusWidget() is window.page("download").identifiers
+    await wait_until(lambda: window.focusWidget() is window.page("download").identifiers, 5, what="Ctrl+F")
     keys = {a.text().replace("&", ""): a.shortcut().toString() for a in window.all_actions}
     assert keys["Quit"] == "Ctrl+Q"
     assert keys["Settings…"] == "Ctrl+,"
@@ -124,8 +122,8 @@ async def test_bad_input_is_explained_not_started(window):
     page.mode.set_value(2)
     page.identifiers.setText("alice")
     page.start_button.click()
-    await asyncio.sleep(0.1)
-    assert page.error.isVisibleTo(page) and "numeric" in page.error.text()
+    await wait_until(lambda: page.error.isVisibleTo(page), 5, what="the error")
+    assert "numeric" in page.error.text()
     assert window.ctx.jobs.handles == []
 
 
