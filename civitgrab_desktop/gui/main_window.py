@@ -30,7 +30,7 @@ from civitgrab_desktop.gui.dialogs import AboutDialog, ShortcutsDialog
 from civitgrab_desktop.gui.log_view import LogView, install_tail_handler
 from civitgrab_desktop.gui.panels.base import Page, PageSpec, default_pages
 from civitgrab_desktop.gui.settings_dialog import SettingsDialog
-from civitgrab_desktop.gui.util import open_folder, plural, spawn
+from civitgrab_desktop.gui.util import open_folder, plural, reset_quitting, settle_background_tasks, spawn
 
 LOG = logging.getLogger(__name__)
 STATE_KEY = "window"
@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, ctx: AppContext, theme_manager=None, pages: list[PageSpec] | None = None):
         super().__init__()
+        reset_quitting()  # a window opened after another one quit (tests do that) runs normally
         self.ctx = ctx
         self.theme_manager = theme_manager
         self.setWindowTitle("civitgrab")
@@ -491,7 +492,9 @@ class MainWindow(QMainWindow):
                 page.shutdown()
             except Exception:  # one page must not keep the others (or the jobs) from closing
                 LOG.exception("page %s did not shut down cleanly", page.key)
+        await settle_background_tasks()  # reads and refreshes end while the library is open
         await self.ctx.close()
+        await settle_background_tasks(timeout=1.0)  # what finishing jobs started meanwhile
 
     def request_quit(self) -> asyncio.Task:
         if self._shutdown_task is None:

@@ -15,6 +15,7 @@ from PySide6.QtGui import QDesktopServices
 LOG = logging.getLogger(__name__)
 
 _background: set[asyncio.Task] = set()
+_quitting = False  # once the app quits, a failing background task is logged, not shown
 
 
 def spawn(coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task:
@@ -30,7 +31,11 @@ def spawn(coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio
         if t.cancelled():
             return
         exc = t.exception()
-        if exc is not None:
+        if exc is None:
+            return
+        if _quitting:
+            LOG.warning("%s failed while quitting: %s", t.get_name(), exc, exc_info=exc)
+        else:
             sys.excepthook(type(exc), exc, exc.__traceback__)
 
     task.add_done_callback(done)
@@ -39,6 +44,31 @@ def spawn(coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio
 
 def background_tasks() -> set[asyncio.Task]:
     return set(_background)
+
+
+async def settle_background_tasks(timeout: float = 3.0) -> int:
+    """For quitting: let the background tasks (reads, refreshes; not jobs, which stop on their
+    own) finish for up to `timeout` seconds, then cancel the rest, so none is left to run after
+    the loop and the library are gone. Returns how many were cancelled."""
+    global _quitting
+    _quitting = True
+    current = asyncio.current_task()
+    pending = [t for t in _background if t is not current and not t.done()]
+    if not pending:
+        return 0
+    _done, late = await asyncio.wait(pending, timeout=timeout)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=1.0)
+        LOG.info("cancelled %d background tasks while quitting: %s", len(late), ", ".join(t.get_name() for t in late))
+    return len(late)
+
+
+def reset_quitting() -> None:
+    """A new window after a quit (tests open several in one process)."""
+    global _quitting
+    _quitting = False
 
 
 def human_bytes(n: float | None) -> str:

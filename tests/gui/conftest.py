@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
+import inspect
 import os
 import time
 from collections.abc import Callable
@@ -32,10 +34,28 @@ _HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test here needs a QApplication: mark it `gui` (so `-m "not gui"` skips them)."""
+    """Every test here needs a QApplication: mark it `gui` (so `-m "not gui"` skips them). Async
+    tests end by letting the app's background tasks finish (see `_settling`)."""
     for item in items:
         if _HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.gui)
+            if inspect.iscoroutinefunction(getattr(item, "obj", None)):
+                item.obj = _settling(item.obj)
+
+
+def _settling(test):
+    """The test, then a wait for the background tasks it started. Between a test's body and its
+    fixtures' teardown the loop is not running, and pytest-qt's processEvents would take a
+    pending task's first step outside it ("no running event loop")."""
+
+    @functools.wraps(test)
+    async def run(*args, **kwargs):
+        try:
+            return await test(*args, **kwargs)
+        finally:
+            await settle_tasks()
+
+    return run
 
 
 def pytest_asyncio_loop_factories(config, item):
@@ -46,12 +66,25 @@ async def wait_until(predicate: Callable[[], object], timeout: float = 20.0, int
     """Poll `predicate` on the running loop; return its first truthy value or fail after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
+        # yield first: what the last step spawned takes its first step inside the loop (a task
+        # still unstarted when a test ends is stepped by pytest-qt's processEvents, outside it)
+        await asyncio.sleep(0)
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
         await asyncio.sleep(interval)
+
+
+async def settle_tasks(timeout: float = 10.0) -> None:
+    """Let the window's background tasks (refreshes, reads) finish inside the test's loop; a test
+    that ends right after starting some calls this last (see wait_until)."""
+    from civitgrab_desktop.gui.util import background_tasks
+
+    pending = [t for t in background_tasks() if not t.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
 
 
 def part_files(root: Path) -> list[Path]:

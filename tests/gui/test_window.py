@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication
 
 from civitgrab_desktop.core.config import SETTINGS
 from civitgrab_desktop.gui.panels.download import InputError, rewrite_pasted, validate_identifiers
-from tests.gui.conftest import wait_until
+from tests.gui.conftest import close_window, make_window, wait_until
 
 # -- pure helpers ---------------------------------------------------------------------------------
 
@@ -271,3 +271,25 @@ async def test_theme_follows_the_system(window, monkeypatch):
         assert manager.colors.dark
     finally:
         manager.apply("light")
+
+
+async def test_quitting_lets_reads_finish_and_cancels_what_would_outlive_the_loop(qapp, data_dir, fake_civitai):
+    """Background reads in flight when the window quits end before the library closes; a task
+    that would outlive the quit is cancelled, so nothing runs after the loop and library are gone."""
+    import time as _time
+
+    from civitgrab_desktop.gui.util import background_tasks, spawn
+
+    w = make_window(data_dir, fake_civitai.base_url)
+    w.show()
+    await w.started()
+    reader = await w.ctx.reader()
+    read = spawn(reader.run(lambda _store: (_time.sleep(0.5), "read")[1]), name="slow-read")
+    stuck = spawn(asyncio.sleep(60), name="stuck")
+    started = _time.monotonic()
+    await close_window(w)
+    w.deleteLater()
+    assert read.done() and not read.cancelled() and read.result() == "read"
+    assert stuck.cancelled()
+    assert _time.monotonic() - started < 20
+    assert all(t.done() for t in background_tasks())
