@@ -78,6 +78,11 @@ class AppContext(QObject):
         """The library's read-only connection (the gallery and the database table browse it)."""
         return (await self.library()).reader()
 
+    @property
+    def fts_assumed(self) -> bool:
+        """What has_fts() answered, or True before it was asked (the usual case)."""
+        return self._fts is not False
+
     async def has_fts(self) -> bool:
         """The library has its FTS5 search index (asked once; False when the question fails,
         so search falls back to LIKE)."""

@@ -58,7 +58,6 @@ class GalleryPage(Page):
         self.header.hide()  # the grid needs the room; the window title names the page
         self.root.setContentsMargins(14, 12, 14, 6)
         self.root.setSpacing(8)
-        self._fts: bool | None = None
         self._signature: tuple | None = None
         self._started = False
         self._completions_loaded = False
@@ -68,7 +67,7 @@ class GalleryPage(Page):
 
         self.loader = ThumbnailLoader(ctx.services.paths.thumbnails, parent=self)
         self.preview = HoverPreview(self)
-        self.model = GalleryModel(self._reader, self)
+        self.model = GalleryModel(ctx.reader, self)
         self.model.failed.connect(lambda text: self.ctx.statusMessage.emit(text, 8000))
 
         self.filter_bar = FilterBar()
@@ -204,26 +203,19 @@ class GalleryPage(Page):
 
     # -- loading ----------------------------------------------------------------------------------
 
-    async def _reader(self):
-        return await self.ctx.reader()
-
-    async def _has_fts(self) -> bool:
-        self._fts = await self.ctx.has_fts()
-        return self._fts
-
     def current_filter(self):
-        return self.query.to_filter(fts=self._fts is not False, dl_state="done")
+        return self.query.to_filter(fts=self.ctx.fts_assumed, dl_state="done")
 
     async def refresh(self) -> int:
         """Query the library again with the current filter and order; keeps the selection."""
-        fts = await self._has_fts()
+        await self.ctx.has_fts()  # asked once; current_filter() then knows the answer
         order = SORT_BY_KEY[self.sort_key]
         current = self.current_id()
         scroll = self.view.verticalScrollBar().value()
-        image_filter = self.query.to_filter(fts=fts, dl_state="done")
+        image_filter = self.current_filter()
         count = await self.model.refresh(image_filter, order.column, order.descending)
         try:
-            reader = await self._reader()
+            reader = await self.ctx.reader()
             self._signature = await reader.library_signature()
         except Exception:
             self._signature = None
@@ -244,7 +236,7 @@ class GalleryPage(Page):
 
     async def _refresh_if_changed(self) -> bool:
         try:
-            reader = await self._reader()
+            reader = await self.ctx.reader()
             signature = await reader.library_signature()
         except Exception:
             return False
@@ -269,7 +261,7 @@ class GalleryPage(Page):
 
     async def _load_completions(self) -> None:
         try:
-            reader = await self._reader()
+            reader = await self.ctx.reader()
             users = [v for v, _n in await reader.distinct_values("username", 2000)]
             models = [v for v, _n in await reader.distinct_values("model_version_name", 2000)]
             tags = [t["name"] for t in await reader.top_tags(2000)]
@@ -519,7 +511,7 @@ class GalleryPage(Page):
                 LOG.warning("not deleted: %s (%s)", path, why)
         self.ctx.statusMessage.emit(message, 8000)
         with contextlib.suppress(Exception):
-            self._signature = await (await self._reader()).library_signature()
+            self._signature = await (await self.ctx.reader()).library_signature()
         return outcome
 
     def _context_menu(self, pos: QPoint) -> QMenu | None:

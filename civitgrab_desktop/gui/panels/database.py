@@ -306,7 +306,7 @@ class DatabasePage(Page):
         self.filter_bar.changed.connect(self._on_query)
         self.root.addWidget(self.filter_bar)
 
-        self.model = LibraryTableModel(self._reader, self)
+        self.model = LibraryTableModel(ctx.reader, self)
         self.model.refreshed.connect(self._on_refreshed)
         self.model.failed.connect(lambda text: self.ctx.statusMessage.emit(text, 8000))
         self.table = QTableView()
@@ -374,9 +374,6 @@ class DatabasePage(Page):
 
     # -- data -------------------------------------------------------------------------------------
 
-    async def _reader(self):
-        return await self.ctx.reader()
-
     async def current_filter(self) -> ImageFilter:
         fts = await self.ctx.has_fts()
         base = {"dl_state": self.dl_state} if self.dl_state else {}
@@ -421,7 +418,7 @@ class DatabasePage(Page):
         image_filter = await self.current_filter()
         # the table's ids when they answer this filter; otherwise (not queried yet) the filter's
         shown = self.model.ids_for(image_filter)
-        reader = await self._reader()
+        reader = await self.ctx.reader()
         started = time.perf_counter()
         try:
             count = await reader.run(_export, str(path), image_filter, shown)
