@@ -86,12 +86,9 @@ def export_csv(
     conn = _connection_of(store_or_conn)
     where, params = ImageFilter.coerce(filters).to_sql("i")
     select = ", ".join(f"{_COLUMN_SQL[c]} AS {c}" for c in columns)
-    sql = f"""SELECT i.id AS _id, {select}
-              FROM images i LEFT JOIN conversions c ON c.image_id = i.id
-              WHERE {where} ORDER BY i.id"""
-    by_ids_sql = f"""SELECT i.id AS _id, {select}
-                     FROM images i LEFT JOIN conversions c ON c.image_id = i.id
-                     WHERE i.id IN (SELECT value FROM json_each(?))"""
+    base = f"SELECT i.id AS _id, {select} FROM images i LEFT JOIN conversions c ON c.image_id = i.id"
+    sql = f"{base} WHERE {where} ORDER BY i.id"
+    by_ids_sql = f"{base} WHERE i.id IN (SELECT value FROM json_each(?))"
     want_tags = "tags" in columns
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
