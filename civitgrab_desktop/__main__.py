@@ -10,6 +10,7 @@ import os
 import sys
 
 from civitgrab_desktop import __version__
+from civitgrab_desktop.core.civitai.hosts import DEFAULT_SITE, site_names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,12 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", "--data_dir", dest="data_dir", metavar="DIR", default=None,
                         help="library, logs and settings folder (default: per-user data dir; env CIVITGRAB_DATA_DIR)")
     parser.add_argument("--api-base", "--api_base", dest="api_base", metavar="URL", default=None,
-                        help="CivitAI base URL (default https://civitai.com; env CIVITGRAB_API_BASE)")
+                        help=f"CivitAI base URL (default {DEFAULT_SITE}; env CIVITGRAB_API_BASE)")
     parser.add_argument("--debug", action="store_true", help="verbose logging")
     parser.add_argument("--selftest", action="store_true",
                         help="open the main window, print a JSON report and quit (for packaging checks)")
     parser.add_argument("links", nargs="*", metavar="LINK",
-                        help="civitai.com / civitai.red links to put in the download form")
+                        help=f"{site_names()} links to put in the download form")
     return parser
 
 

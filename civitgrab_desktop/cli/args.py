@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from civitgrab_desktop import __version__
+from civitgrab_desktop.core.config import DEFAULT_API_BASE
 
 SUBCOMMANDS = ("tags", "convert", "export-csv", "migrate", "tagnames", "auth", "update", "queries", "jobs", "resume")
 
@@ -46,7 +47,7 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument("--data-dir", "--data_dir", dest="data_dir", default=default, metavar="DIR",
                         help="library, logs and settings folder (default: per-user data dir; env CIVITGRAB_DATA_DIR)")
     parser.add_argument("--api-base", "--api_base", dest="api_base", default=default, metavar="URL",
-                        help="CivitAI base URL (default https://civitai.com; env CIVITGRAB_API_BASE)")
+                        help=f"CivitAI base URL (default {DEFAULT_API_BASE}; env CIVITGRAB_API_BASE)")
     parser.add_argument("--api-key", "--api_key", dest="api_key", default=default, metavar="KEY",
                         help="CivitAI API key (default: env CIVITAI_API_KEY, then the OS keychain)")
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False,

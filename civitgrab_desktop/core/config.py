@@ -20,8 +20,9 @@ from typing import Any
 import platformdirs
 
 from civitgrab_desktop import APP_NAME
+from civitgrab_desktop.core.civitai.hosts import DEFAULT_SITE, site_names
 
-DEFAULT_API_BASE = "https://civitai.com"
+DEFAULT_API_BASE = DEFAULT_SITE
 ENV_DATA_DIR = "CIVITGRAB_DATA_DIR"
 ENV_API_BASE = "CIVITGRAB_API_BASE"
 ENV_API_KEY = "CIVITAI_API_KEY"
@@ -62,7 +63,7 @@ class Setting:
 
 # The one declaration of every setting. The GUI's settings dialog and the CLI defaults read this.
 SETTINGS: tuple[Setting, ...] = (
-    Setting("api_base", DEFAULT_API_BASE, "CivitAI site/API base URL (civitai.com, civitai.red or a custom base)"),
+    Setting("api_base", DEFAULT_API_BASE, f"CivitAI site/API base URL ({site_names(', ')} or a custom base)"),
     Setting("output_dir", "", "Default download folder (empty: ./image_downloads for the CLI, ~/Pictures/civitgrab for the app)"),
     Setting("nsfw", "x", "NSFW levels to include", choices=("none", "soft", "mature", "x")),
     Setting("quality", 2, "1 = CDN-resized JPEG, 2 = original bytes", choices=(1, 2)),
@@ -202,7 +203,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def resolve_api_base(cli_value: str | None = None, settings: Settings | None = None) -> str:
-    """`--api-base` beats `CIVITGRAB_API_BASE` beats the saved setting beats civitai.com."""
+    """`--api-base` beats `CIVITGRAB_API_BASE` beats the saved setting beats DEFAULT_SITE."""
     value = cli_value or os.environ.get(ENV_API_BASE) or (settings.get("api_base") if settings else None)
     return (value or DEFAULT_API_BASE).rstrip("/")
 

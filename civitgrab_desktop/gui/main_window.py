@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from civitgrab_desktop.core.civitai.hosts import site_names
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.context import AppContext
 from civitgrab_desktop.gui.dialogs import AboutDialog, ShortcutsDialog
@@ -239,7 +240,7 @@ class MainWindow(QMainWindow):
                                         "Focus the search or input field of the current page")
         edit_menu.addAction(self.find_action)
         self.paste_link_action = self._action("&Paste CivitAI link", self.paste_link, "Ctrl+Shift+V", "link",
-                                              "Download what a copied civitai.com / civitai.red link points to")
+                                              f"Download what a copied {site_names()} link points to")
         edit_menu.addAction(self.paste_link_action)
 
         view_menu = mb.addMenu("&View")
@@ -364,7 +365,7 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.statusBar().showMessage("Link added to the download form.", 4000)
         else:
-            self.statusBar().showMessage("Drop civitai.com or civitai.red links (or a .txt list of them).", 5000)
+            self.statusBar().showMessage(f"Drop {site_names(' or ')} links (or a .txt list of them).", 5000)
 
     # -- actions -------------------------------------------------------------------------------------
 

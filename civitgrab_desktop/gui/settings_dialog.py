@@ -42,7 +42,7 @@ from civitgrab_desktop.core.civitai.client import (
     ClientRequestError,
     RateLimitedError,
 )
-from civitgrab_desktop.core.civitai.hosts import SITE_CHOICES
+from civitgrab_desktop.core.civitai.hosts import MAIN_DOMAIN, SITE_CHOICES
 from civitgrab_desktop.core.civitai.urls import MODELS_PATH, api_url
 from civitgrab_desktop.core.config import DEFAULT_API_BASE, ENV_API_KEY, SETTINGS, Setting
 from civitgrab_desktop.gui import icons
@@ -309,7 +309,7 @@ class SettingsDialog(QDialog):
         self.key_edit = QLineEdit()
         self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.key_edit.setClearButtonEnabled(True)
-        self.key_edit.setToolTip("Your CivitAI API key (civitai.com → Account settings → API keys). Stored in the OS keychain.")
+        self.key_edit.setToolTip(f"Your CivitAI API key ({MAIN_DOMAIN} → Account settings → API keys). Stored in the OS keychain.")
         self.key_edit.addAction(icons.icon("key"), QLineEdit.ActionPosition.LeadingPosition)
         self.show_key = QPushButton("Show")
         self.show_key.setCheckable(True)

@@ -15,6 +15,14 @@ SITE_HOSTS = frozenset({"civitai.com", "www.civitai.com", "civitai.red", "www.ci
 SITE_DOMAINS = ("civitai.com", "civitai.red")
 DEFAULT_SITE = "https://civitai.com"
 KNOWN_SITES = {"civitai.com": "https://civitai.com", "civitai.red": "https://civitai.red"}
+MAIN_DOMAIN = SITE_DOMAINS[0]  # the site people know; examples in help texts use it
+
+
+def site_names(joiner: str = " / ") -> str:
+    """The sites' names for a message, e.g. "civitai.com / civitai.red"."""
+    return joiner.join(SITE_DOMAINS)
+
+
 # What each site is, for a settings choice: (base URL, label).
 SITE_CHOICES = (("https://civitai.com", "civitai.com"), ("https://civitai.red", "civitai.red (NSFW site)"))
 

@@ -68,7 +68,7 @@ def copy_text(text: str) -> None:
 
 
 def civitai_url(ctx, image_id: int) -> str:
-    """The image's page on the configured CivitAI site (civitai.com, .red or the API base)."""
+    """The image's page on the configured CivitAI site (the main or the NSFW site, or the API base)."""
     return image_page_url(ctx.api_base, image_id)
 
 

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from civitgrab_desktop.core.civitai.hosts import MAIN_DOMAIN, site_names
 from civitgrab_desktop.core.civitai.urls import parse_pasted
 from civitgrab_desktop.core.library.owners import new_owner
 from civitgrab_desktop.gui import icons
@@ -54,12 +55,12 @@ MODES = [
 MODE_NAMES = IDENTIFIER_NAMES
 TITLE_PREFIX = {1: "user", 2: "model", 3: "tag", 4: "version", 5: "post", 6: "image"}
 PLACEHOLDERS = {
-    1: "e.g. alice, bob_art — or paste a civitai.com/user/… link",
-    2: "e.g. 4201, 133005 — or paste a civitai.com/models/… link",
-    3: "e.g. anime, sci-fi — or paste a civitai.com/tag/… link",
+    1: f"e.g. alice, bob_art — or paste a {MAIN_DOMAIN}/user/… link",
+    2: f"e.g. 4201, 133005 — or paste a {MAIN_DOMAIN}/models/… link",
+    3: f"e.g. anime, sci-fi — or paste a {MAIN_DOMAIN}/tag/… link",
     4: "e.g. 130072 — or paste a link with ?modelVersionId=…",
-    5: "e.g. 800030 — or paste a civitai.com/posts/… link",
-    6: "e.g. 7001699 — or paste a civitai.com/images/… link",
+    5: f"e.g. 800030 — or paste a {MAIN_DOMAIN}/posts/… link",
+    6: f"e.g. 7001699 — or paste a {MAIN_DOMAIN}/images/… link",
 }
 NSFW_OPTIONS = [
     ("none", "None — safe images only (PG)"),
@@ -170,11 +171,11 @@ class DownloadPage(Page):
         self.identifiers = QLineEdit()
         self.identifiers.setClearButtonEnabled(True)
         self.identifiers.setAccessibleName("Identifiers")
-        self.identifiers.setToolTip("Comma-separated. civitai.com and civitai.red links are understood (paste or drop).")
+        self.identifiers.setToolTip(f"Comma-separated. {site_names(' and ')} links are understood (paste or drop).")
         self.identifiers.textChanged.connect(self._on_text)
         self.identifiers.returnPressed.connect(self.start)
         form_card.body.addWidget(self.identifiers)
-        self.input_note = hint("Comma-separated. You can paste or drop civitai.com / civitai.red links.")
+        self.input_note = hint(f"Comma-separated. You can paste or drop {site_names()} links.")
         form_card.body.addWidget(self.input_note)
 
         form_card.body.addSpacing(4)
