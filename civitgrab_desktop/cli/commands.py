@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from civitgrab_desktop.cli.args import UsageError
-from civitgrab_desktop.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_async, run_job
 from civitgrab_desktop.cli.progress import TerminalProgress, print_summary
+from civitgrab_desktop.cli.running import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_async, run_job
 from civitgrab_desktop.core import secrets
 from civitgrab_desktop.core.civitai.client import CivitaiError
 from civitgrab_desktop.services import Services

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 
 from civitgrab_desktop.cli.args import UsageError
-from civitgrab_desktop.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_async, run_job
 from civitgrab_desktop.cli.progress import TerminalProgress, human_bytes, print_summary
+from civitgrab_desktop.cli.running import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, run_async, run_job
 from civitgrab_desktop.jobs.convert import ConvertJob, ConvertParams
 
 

@@ -1,26 +1,28 @@
-"""civitgrab-cli: the headless front end (classic download flags + subcommands).
-
-Exit codes: 0 everything asked for is done/on disk; 1 some items failed or identifiers were not
-found; 2 bad usage or input; 130 interrupted (Ctrl+C).
+"""civitgrab-cli: the headless front end. Parses the arguments, runs a download (the classic flags,
+prompting for what is missing in a terminal) or dispatches a subcommand to `commands.py`, and turns
+errors into one line and an exit code (the codes and the job runner live in `running.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 import sys
 
 from civitgrab_desktop.cli import download_cmd
 from civitgrab_desktop.cli.args import SUBCOMMANDS, UsageError, build_parser
 from civitgrab_desktop.cli.progress import TerminalProgress, print_summary
+from civitgrab_desktop.cli.running import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    run_async,
+    run_job,
+)
 from civitgrab_desktop.core.library.db import LibraryError
-from civitgrab_desktop.jobs.job import Job
 from civitgrab_desktop.services import Services
 
 LOG = logging.getLogger(__name__)
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _stdin_is_terminal() -> bool:
@@ -126,43 +128,8 @@ async def _run_download(services: Services, params, args) -> int:
         await services.close()
 
 
-async def run_job(job: Job) -> dict:
-    """Run a job with Ctrl+C (and SIGTERM, e.g. a service manager or `kill`) mapped to a graceful
-    stop: the files in progress finish and the job is saved as stopped. A second one aborts."""
-    loop = asyncio.get_running_loop()
-    installed: list[int] = []
-    presses = {"n": 0}
-
-    def on_interrupt(signame: str) -> None:
-        presses["n"] += 1
-        if presses["n"] == 1:
-            how = "Ctrl+C again" if signame == "SIGINT" else "a second signal"
-            print(f"\nStopping after the current files ({how} to abort)…", file=sys.stderr)
-            job.stop()
-        else:
-            raise KeyboardInterrupt
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, on_interrupt, sig.name)
-            installed.append(sig)
-    try:
-        return await job.run()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-
-
-def run_async(coro) -> int:
-    try:
-        return asyncio.run(coro)
-    except KeyboardInterrupt:
-        print("\nInterrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
 
-__all__ = ["main", "SUBCOMMANDS", "run_job", "run_async"]
+__all__ = ["main", "SUBCOMMANDS", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]

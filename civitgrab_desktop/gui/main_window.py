@@ -29,7 +29,8 @@ from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.context import AppContext
 from civitgrab_desktop.gui.dialogs import AboutDialog, ShortcutsDialog
 from civitgrab_desktop.gui.log_view import LogView, install_tail_handler
-from civitgrab_desktop.gui.panels.base import Page, PageSpec, default_pages
+from civitgrab_desktop.gui.pages import PageSpec, default_pages
+from civitgrab_desktop.gui.panels.base import Page
 from civitgrab_desktop.gui.settings_dialog import SettingsDialog
 from civitgrab_desktop.gui.util import open_folder, plural, reset_quitting, settle_background_tasks, spawn
 

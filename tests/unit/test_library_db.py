@@ -15,9 +15,9 @@ from civitgrab_desktop.core.library.db import (
     LibraryTooNewError,
     open_connection,
     run_write,
-    split_sql,
     user_version,
 )
+from civitgrab_desktop.core.library.schema import split_sql
 from civitgrab_desktop.core.library.store import LibraryStore, Source
 from tests.unit.test_library_support import library_path, record
 

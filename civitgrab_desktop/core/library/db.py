@@ -251,23 +251,8 @@ def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
     if callable(migration):
         migration(conn)
         return
-    for statement in split_sql(migration):
+    for statement in schema.split_sql(migration):
         conn.execute(statement)
-
-
-def split_sql(script: str) -> list[str]:
-    """Split a script into statements. (`executescript` would commit our transaction first.)"""
-    statements: list[str] = []
-    buffer = ""
-    for piece in script.split(";"):
-        buffer += piece + ";"
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip(" \t\r\n;"):
-                statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip(" \t\r\n;"):
-        statements.append(buffer.strip())
-    return statements
 
 
 def backup_library(conn: sqlite3.Connection, path: Path, version: int) -> Path:

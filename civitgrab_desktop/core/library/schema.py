@@ -1,4 +1,5 @@
-"""Library schema: forward migrations, one per `PRAGMA user_version`.
+"""Library schema: forward migrations, one per `PRAGMA user_version`, and `split_sql`, which cuts a
+migration script into statements (`db.py` applies them inside its own transaction).
 
 Migration N takes a library at version N-1 to version N. Never edit a released migration; add one.
 The image id (CivitAI's) is the identity of an image, never its path.
@@ -211,6 +212,21 @@ _FTS_SQL = f"""
 """
 
 
+def split_sql(script: str) -> list[str]:
+    """Split a script into statements. (`executescript` would commit our transaction first.)"""
+    statements: list[str] = []
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \t\r\n;"):
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip(" \t\r\n;"):
+        statements.append(buffer.strip())
+    return statements
+
+
 def fts5_available(conn: sqlite3.Connection) -> bool:
     try:
         conn.execute("CREATE VIRTUAL TABLE temp.__fts5_probe USING fts5(x)")
@@ -223,8 +239,6 @@ def fts5_available(conn: sqlite3.Connection) -> bool:
 def migrate_2_gallery(conn: sqlite3.Connection) -> None:
     """Indexes for the gallery's filters and sort orders, and the FTS5 search index (skipped,
     with a warning, on an SQLite built without FTS5: search then falls back to LIKE)."""
-    from civitgrab_desktop.core.library.db import split_sql
-
     for statement in split_sql(_GALLERY_INDEXES):
         conn.execute(statement)
     if not fts5_available(conn):

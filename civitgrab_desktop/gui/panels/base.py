@@ -1,15 +1,13 @@
-"""What the main window expects of a page, and the registry of pages.
+"""What the main window expects of a page.
 
 A page is a QWidget with a title and an icon. The main window asks it for the widget Ctrl+F should
 focus (`search_widget()`), hands it pasted/dropped text (`accept_text()`), and lets it save and
-restore its splitter/table state (`save_state()` / `restore_state()`). Other pages (the gallery,
-the database view) replace a placeholder by registering a different factory in `PAGES`.
+restore its splitter/table state (`save_state()` / `restore_state()`). The list of pages lives
+above the pages, in `gui/pages.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import QVBoxLayout, QWidget
@@ -54,31 +52,3 @@ class Page(QWidget):
 
     def shutdown(self) -> None:
         """The app is quitting: release players, timers and threads (jobs are stopped after)."""
-
-
-@dataclass
-class PageSpec:
-    key: str
-    title: str
-    icon_name: str
-    factory: Callable[[AppContext], Page]
-    shortcut: str = ""
-
-
-def default_pages() -> list[PageSpec]:
-    """The pages, in sidebar order (Ctrl+1..6). Swap a factory to replace a page."""
-    from civitgrab_desktop.gui.gallery.page import gallery_page
-    from civitgrab_desktop.gui.panels.convert import ConvertPage
-    from civitgrab_desktop.gui.panels.database import database_page
-    from civitgrab_desktop.gui.panels.download import DownloadPage
-    from civitgrab_desktop.gui.panels.queries import QueriesPage
-    from civitgrab_desktop.gui.panels.tags import TagsPage
-
-    return [
-        PageSpec("download", "Browse & Download", "download", DownloadPage),
-        PageSpec("tags", "Tag Scraper", "tag", TagsPage),
-        PageSpec("convert", "Converter", "convert", ConvertPage),
-        PageSpec("gallery", "Gallery", "gallery", gallery_page),
-        PageSpec("database", "Database", "database", database_page),
-        PageSpec("queries", "Saved queries", "retry", QueriesPage),
-    ]

@@ -1,0 +1,1 @@
+"""The main window's pages other than the gallery: download, tags, convert, database, saved queries."""
