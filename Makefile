@@ -35,6 +35,7 @@ run: $(STAMP)
 
 test: system-deps $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	mkdir -p -m 0700 /tmp/runtime-$$(id -u)
 	XDG_RUNTIME_DIR=/tmp/runtime-$$(id -u) QT_QPA_PLATFORM=offscreen \
 	PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring \
@@ -42,6 +43,7 @@ test: system-deps $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) -m tests.benchmarks.download --json

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-    if args.selftest:  # packaging check (civitgrab_desktop/selftest.py)
+    if args.selftest:  # packaging check (civitgrab_desktop/selftest/)
         from civitgrab_desktop.selftest import run as selftest
 
         return selftest(args)

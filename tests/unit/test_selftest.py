@@ -1,4 +1,4 @@
-"""`civitgrab --selftest` (civitgrab_desktop/selftest.py): its pieces, and a whole run from source."""
+"""`civitgrab --selftest` (civitgrab_desktop/selftest/): its pieces, and a whole run from source."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from civitgrab_desktop import selftest
+from civitgrab_desktop.selftest import bundle, samples
+from civitgrab_desktop.selftest import report as reporting
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,25 +72,25 @@ def test_selftest_fails_with_the_reason(tmp_path):
 
 def test_short_keeps_the_last_line():
     exc = ImportError("\n\nIMPORTANT: read this\n\nlots of advice\n\nOriginal error was: libfoo.so: bad ELF\n")
-    assert selftest.short(exc) == "Original error was: libfoo.so: bad ELF"
-    assert selftest.short(RuntimeError("")) == "RuntimeError"
-    assert len(selftest.short(ValueError("x" * 1000), 50)) == 50
+    assert reporting.short(exc) == "Original error was: libfoo.so: bad ELF"
+    assert reporting.short(RuntimeError("")) == "RuntimeError"
+    assert len(reporting.short(ValueError("x" * 1000), 50)) == 50
 
 
 def test_snapshot_finds_new_and_changed_files(tmp_path):
     (tmp_path / "a.txt").write_text("a")
     (tmp_path / "sub").mkdir()
-    before = selftest.snapshot(tmp_path)
-    assert selftest._compare(tmp_path, before)["entries"] == 2
+    before = bundle.snapshot(tmp_path)
+    assert bundle.compare(tmp_path, before)["entries"] == 2
     (tmp_path / "sub" / "new.log").write_text("x")
-    with pytest.raises(selftest.CheckFailed, match=r"1 file\(s\) written .*new.log"):
-        selftest._compare(tmp_path, before)
+    with pytest.raises(reporting.CheckFailed, match=r"1 file\(s\) written .*new.log"):
+        bundle.compare(tmp_path, before)
 
 
 def test_report_exit_codes_and_output_file(tmp_path, monkeypatch, capsys):
     out = tmp_path / "r.json"
-    monkeypatch.setenv(selftest.ENV_OUT, str(out))
-    ok = selftest.Report()
+    monkeypatch.setenv(reporting.ENV_OUT, str(out))
+    ok = reporting.Report()
     ok.check("fine", lambda: {"value": 1})
     ok.warn("just so you know")
     assert ok.finish() == 0
@@ -97,8 +98,8 @@ def test_report_exit_codes_and_output_file(tmp_path, monkeypatch, capsys):
     assert data["ok"] and data["checks"]["fine"]["ok"] and data["warnings"] == ["just so you know"]
     assert json.loads(capsys.readouterr().out) == data
 
-    bad = selftest.Report()
-    bad.check("broken", lambda: (_ for _ in ()).throw(selftest.CheckFailed("it broke")))
+    bad = reporting.Report()
+    bad.check("broken", lambda: (_ for _ in ()).throw(reporting.CheckFailed("it broke")))
     assert bad.finish() == 1
     assert bad.finish() == 1  # printed once only (the watchdog may race the normal end)
     captured = capsys.readouterr()
@@ -123,27 +124,27 @@ def test_needs_offscreen(monkeypatch, platform, env, expected):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(sys, "platform", platform)
-    assert selftest.needs_offscreen() is expected
+    assert bundle.needs_offscreen() is expected
 
 
 def test_app_root_of_a_frozen_app(monkeypatch, tmp_path):
-    assert selftest.app_root() is None  # not frozen
+    assert bundle.app_root() is None  # not frozen
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     exe = tmp_path / "civitgrab.app" / "Contents" / "MacOS" / "civitgrab"
     exe.parent.mkdir(parents=True)
     exe.write_text("")
     monkeypatch.setattr(sys, "executable", str(exe))
-    assert selftest.app_root() == (tmp_path / "civitgrab.app").resolve()
+    assert bundle.app_root() == (tmp_path / "civitgrab.app").resolve()
     folder_exe = tmp_path / "dist" / "civitgrab" / "civitgrab"
     folder_exe.parent.mkdir(parents=True)
     folder_exe.write_text("")
     monkeypatch.setattr(sys, "executable", str(folder_exe))
-    assert selftest.app_root() == folder_exe.parent.resolve()
+    assert bundle.app_root() == folder_exe.parent.resolve()
 
 
 def test_keyring_check_reports_the_backend_and_its_plugins():
-    report = selftest.Report()
-    result = selftest.check_keyring(report)  # conftest: the null backend
+    report = reporting.Report()
+    result = bundle.check_keyring(report)  # conftest: the null backend
     assert result["backend"] == "keyring.backends.null.Keyring" and result["usable"] is False
     assert "SecretService" in result["entry_points"] and "macOS" in result["entry_points"]
     assert report.warnings and "PYTHON_KEYRING_BACKEND" in report.warnings[0]
@@ -151,7 +152,7 @@ def test_keyring_check_reports_the_backend_and_its_plugins():
 
 def test_worker_convert_round_trip(tmp_path):
     src = ROOT / "resources" / "selftest" / "sample.jpg"
-    result = selftest.worker_convert(str(src), str(tmp_path / "out.webp"))
+    result = samples.worker_convert(str(src), str(tmp_path / "out.webp"))
     assert result["size"] == [96, 96] and result["same_size"] and result["exif_roundtrip"]
     assert result["phash_distance"] <= 6 and result["libwebp"]
     assert (tmp_path / "out.webp").read_bytes()[8:12] == b"WEBP"

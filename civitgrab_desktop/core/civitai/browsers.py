@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -150,3 +151,23 @@ def find_browser(
         "no Chromium, Chrome or Edge found on this machine; install one, or set its path "
         "(setting browser_path, or --browser PATH)"
     )
+
+
+def playwright_driver() -> dict[str, object]:
+    """Run Playwright's own driver (`node cli.js --version`), which the browser method needs and a
+    packaged app can lose. Returns its version and the size of its node binary; raises
+    BrowserUnavailable with what is wrong."""
+    from playwright._impl._driver import compute_driver_executable
+
+    node, cli = compute_driver_executable()
+    for path in (node, cli):
+        if not Path(path).is_file():
+            raise BrowserUnavailable(f"playwright driver file missing: {path}")
+    env = dict(os.environ)
+    env.pop("NODE_OPTIONS", None)
+    out = subprocess.run([node, cli, "--version"], capture_output=True, text=True, timeout=60, env=env,
+                         stdin=subprocess.DEVNULL)
+    text = (out.stdout or out.stderr).strip()
+    if out.returncode != 0 or not text.startswith("Version"):
+        raise BrowserUnavailable(f"playwright driver does not run (rc {out.returncode}): {text[:200]}")
+    return {"driver": text.split()[-1], "node_mb": round(Path(node).stat().st_size / 2**20, 1)}
