@@ -20,7 +20,6 @@ with contextlib.suppress(ImportError):
     importlib.import_module("civitgrab_desktop.gui.gallery.pyside_refcount")
 
 import asyncio  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -154,13 +153,6 @@ async def main_async(app: QApplication, services: Services, args, theme: ThemeMa
         await window.started()
     except Exception as exc:  # shown by the hook; the window stays usable (settings, log)
         hook(type(exc), exc, exc.__traceback__)
-    if getattr(args, "selftest", False):
-        report = selftest_report(app, window, ctx)
-        window.request_quit()
-        await closed.wait()
-        LOG.info("civitgrab closed cleanly (selftest)")
-        print(json.dumps(report))
-        return 0 if report["ok"] else 1
     await closed.wait()
     LOG.info("civitgrab closed cleanly")
     return 0
@@ -193,23 +185,3 @@ def _install_sigint(loop: asyncio.AbstractEventLoop, window: MainWindow) -> None
     timer.setInterval(300)
     timer.timeout.connect(lambda: None)
     timer.start()
-
-
-def selftest_report(app: QApplication, window: MainWindow, ctx: AppContext) -> dict[str, Any]:
-    import aiohttp
-    import PIL
-
-    report = {
-        "app": __version__,
-        "platform": app.platformName(),
-        "qt": PySide6.__version__,
-        "aiohttp": aiohttp.__version__,
-        "pillow": PIL.__version__,
-        "pages": [p.title for p in window.pages.values()],
-        "library": str(ctx.services.paths.library),
-        "library_open": ctx.services.library is not None,
-        "icons": not icons.app_icon().isNull(),
-        "frozen": bool(getattr(sys, "frozen", False)),
-    }
-    report["ok"] = bool(report["library_open"] and report["pages"])
-    return report

@@ -1,9 +1,10 @@
-"""What every page needs: services (paths, settings, key), the library, the network, the jobs.
+"""What every page needs: services (paths, settings, key), the library, clients for jobs, the jobs.
 
-The app has ONE aiohttp session. Each job gets its own `CivitaiClient` over that shared session:
-the client's transfer slots are then per job, so a paused job (which keeps its slots while it
-waits at a checkpoint) never blocks the other jobs, and a 429 wait is reported to the job that
-hit it. Settings changes (key, API base) apply to the jobs started afterwards.
+The app has ONE aiohttp session (`Services.shared_session`). Each job gets its own `CivitaiClient`
+over that shared session, built by `Services.client`: the client's transfer slots are then per job,
+so a paused job (which keeps its slots while it waits at a checkpoint) never blocks the other jobs,
+and a 429 wait is reported to the job that hit it. Settings changes (key, API base) apply to the
+jobs started afterwards. No network code here: services.py builds the clients and checks the key.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ import logging
 import os
 from pathlib import Path
 
-import aiohttp
 from PySide6.QtCore import QObject, Signal
 
-from civitgrab_desktop.core.civitai.client import USER_AGENT, CivitaiClient, ClientOptions
 from civitgrab_desktop.core.config import ENV_API_BASE, ENV_API_KEY, Settings
 from civitgrab_desktop.gui.bridge import JobManager
-from civitgrab_desktop.services import Services
+from civitgrab_desktop.services import KeyCheck, Services
 
 LOG = logging.getLogger(__name__)
 
@@ -34,7 +33,6 @@ class AppContext(QObject):
         self.services = services
         self.jobs = JobManager(self)
         self.api_base_overridden = api_base_overridden
-        self._session: aiohttp.ClientSession | None = None
         self._library_lock = asyncio.Lock()
         self._fts: bool | None = None
         self._closed = False
@@ -95,29 +93,12 @@ class AppContext(QObject):
 
     # -- network ---------------------------------------------------------------------------------
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The app's one HTTP session (created on first use, inside the running loop)."""
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=100, limit_per_host=40, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
-        return self._session
-
-    def client_options(self, **overrides) -> ClientOptions:
-        s = self.settings
-        return ClientOptions(
-            concurrency=overrides.pop("concurrency", s.get("concurrency")),
-            timeout=overrides.pop("timeout", s.get("timeout")),
-            retries=overrides.pop("retries", s.get("retries")),
-            politeness=overrides.pop("politeness", s.get("politeness_interval")),
-            **overrides,
-        )
-
-    def new_client(self, **overrides) -> CivitaiClient:
+    def new_client(self, **overrides):
         """A client for one job, sharing the app's session (closing it leaves the session open)."""
-        return CivitaiClient(
-            self.api_base, api_key=self.api_key, options=self.client_options(**overrides), session=self.session
-        )
+        return self.services.client(session=self.services.shared_session, **overrides)
+
+    async def check_api_key(self, key: str, base: str) -> KeyCheck:
+        return await self.services.check_api_key(key, base)
 
     # -- settings changes ------------------------------------------------------------------------
 
@@ -156,5 +137,3 @@ class AppContext(QObject):
             await self.services.close()
         except Exception:
             LOG.exception("closing the library failed")
-        if self._session is not None and not self._session.closed:
-            await self._session.close()

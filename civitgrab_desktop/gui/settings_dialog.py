@@ -35,15 +35,7 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from civitgrab_desktop.core import secrets
-from civitgrab_desktop.core.civitai.client import (
-    CivitaiClient,
-    CivitaiError,
-    ClientOptions,
-    ClientRequestError,
-    RateLimitedError,
-)
 from civitgrab_desktop.core.civitai.hosts import MAIN_DOMAIN, SITE_CHOICES
-from civitgrab_desktop.core.civitai.urls import MODELS_PATH, api_url
 from civitgrab_desktop.core.config import DEFAULT_API_BASE, ENV_API_KEY, SETTINGS, Setting
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.util import spawn
@@ -380,29 +372,12 @@ class SettingsDialog(QDialog):
             return verdict
         self.test_key.setEnabled(False)
         self.key_status.setText(f"Testing the key against {base}…")
-        client = CivitaiClient(
-            base, api_key=key, options=ClientOptions(retries=0, listing_retries=0, timeout=20), session=self.ctx.session
-        )
         try:
-            await client.get_json(api_url(base, MODELS_PATH, {"limit": 1}), kind="listing")
-            verdict = f"✓ {base} accepted the key."
-            ok = True
-        except ClientRequestError as exc:
-            ok = False
-            if exc.status in (401, 403):
-                verdict = f"✗ {base} rejected the key (HTTP {exc.status}). Check that it was copied whole."
-            else:
-                verdict = f"✗ {base} answered HTTP {exc.status}: {exc.reason}"
-        except RateLimitedError:
-            ok = False
-            verdict = f"{base} is rate limiting requests right now; try again in a minute."
-        except CivitaiError as exc:
-            ok = False
-            verdict = f"✗ Could not check the key with {base}: {exc.reason}"
+            check = await self.ctx.check_api_key(key, base)
         finally:
-            await client.close()
             if isValid(self):
                 self.test_key.setEnabled(True)
+        ok, verdict = check.ok, check.verdict
         if not isValid(self):
             return verdict
         self.key_status.setObjectName("Success" if ok else "Error")
