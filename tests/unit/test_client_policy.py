@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import itertools
 
 import pytest
 
@@ -26,14 +26,18 @@ def make_client(base: str, **opts) -> CivitaiClient:
 
 
 async def test_throttle_backs_off_once_per_window_and_recovers():
-    throttle = HostThrottle(min_interval=0.0)
+    now = [100.0]
+    throttle = HostThrottle(min_interval=0.0, clock=lambda: now[0])
     throttle.on_overload(None)
     first = throttle.interval
     assert first > 0
     for _ in range(7):  # the same burst seen by eight workers
         throttle.on_overload(None)
     assert throttle.interval == first
-    await asyncio.sleep(1.05)
+    now[0] += 0.99  # still inside the window
+    throttle.on_overload(None)
+    assert throttle.interval == first
+    now[0] += 0.02  # the window (at least 1 s) has passed
     throttle.on_overload(None)
     assert throttle.interval == pytest.approx(first * 2)
     for _ in range(60):
@@ -46,20 +50,26 @@ async def test_retry_after_pauses_the_host_and_is_honoured(fake_civitai):
     waits = []
     async with make_client(fake_civitai.base_url) as client:
         client.add_wait_listener(lambda host, s, why: waits.append((s, why)))
-        start = time.monotonic()
         data = await client.get_json(f"{fake_civitai.base_url}/api/v1/images?username=grace&limit=1")
-        elapsed = time.monotonic() - start
     assert data["items"]
-    assert elapsed >= 0.9
     assert waits and waits[0][1] == "rate limited" and 0.5 <= waits[0][0] <= 1.0
+    # The service saw the retry only after the Retry-After it had asked for (its own clock).
+    limited, retried = [r for r in fake_civitai.request_log if r.path == "/api/v1/images"][:2]
+    assert limited.fault and not retried.fault
+    assert retried.time - limited.time >= 0.9
 
 
 async def test_retry_after_as_http_date(fake_civitai):
-    fake_civitai.add_fault(FaultRule("429-date", where="api", count=1, retry_after=1))
-    async with make_client(fake_civitai.base_url) as client:
+    # The date lies 3 s ahead; the cap (0.4 s) keeps the test short. Without reading the date the
+    # client would fall back to its backoff (at most backoff_max = 0.05 s).
+    fake_civitai.add_fault(FaultRule("429-date", where="api", count=1, retry_after=3))
+    waits = []
+    async with make_client(fake_civitai.base_url, retry_after_cap=0.4) as client:
+        client.add_wait_listener(lambda host, s, why: waits.append((s, why)))
         data = await client.get_json(f"{fake_civitai.base_url}/api/v1/images?username=grace&limit=1")
     assert data["items"]
     assert sum(1 for r in fake_civitai.request_log if r.fault) == 1
+    assert waits == [(0.4, "rate limited")]
 
 
 async def test_listing_pages_are_retried_harder_than_files(fake_civitai):
@@ -132,10 +142,11 @@ async def test_trpc_tags_and_the_origin_gate(fake_civitai):
 
 async def test_politeness_interval_spaces_requests(fake_civitai):
     async with make_client(fake_civitai.base_url, politeness=0.2) as client:
-        start = time.monotonic()
         await asyncio.gather(*[client.get_json(f"{fake_civitai.base_url}/api/v1/tags?limit=1&page={i}") for i in range(1, 5)])
-        elapsed = time.monotonic() - start
-    assert elapsed >= 0.55
+    # The service's own clock: the four requests arrived one politeness interval apart.
+    arrivals = sorted(r.time for r in fake_civitai.request_log if r.path == "/api/v1/tags")
+    assert len(arrivals) == 4
+    assert min(b - a for a, b in itertools.pairwise(arrivals)) >= 0.18
 
 
 async def test_rate_limited_error_carries_retry_after(fake_civitai):

@@ -138,7 +138,7 @@ class HostThrottle:
     Like TCP congestion control, the gap grows at most once per window of in-flight requests:
     eight workers that all see the same burst of 429s double it once, not eight times."""
 
-    def __init__(self, min_interval: float = 0.0, max_interval: float = 10.0):
+    def __init__(self, min_interval: float = 0.0, max_interval: float = 10.0, *, clock: Callable[[], float] | None = None):
         self.min_interval = min_interval
         self.max_interval = max_interval
         self.interval = min_interval
@@ -146,12 +146,15 @@ class HostThrottle:
         self._paused_until = 0.0
         self._last_increase = float("-inf")
         self._lock = asyncio.Lock()
+        self._clock = clock  # the running loop's clock unless a test passes its own
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
     async def wait_turn(self) -> float:
         """Sleep until this request may start; returns the seconds waited."""
-        loop = asyncio.get_running_loop()
         async with self._lock:
-            now = loop.time()
+            now = self._now()
             start = max(now, self._next_slot, self._paused_until)
             self._next_slot = start + self.interval
         delay = start - now
@@ -165,19 +168,12 @@ class HostThrottle:
             self.interval = self.min_interval if shrunk < max(self.min_interval, 0.02) else shrunk
 
     def on_overload(self, retry_after: float | None) -> None:
-        now = asyncio.get_running_loop().time()
+        now = self._now()
         if now - self._last_increase >= max(self.interval, 1.0):
             self.interval = min(self.max_interval, max(self.interval * 2, 0.25, self.min_interval))
             self._last_increase = now
         if retry_after:
             self._paused_until = max(self._paused_until, now + retry_after)
-
-    def paused_for(self) -> float:
-        try:
-            now = asyncio.get_running_loop().time()
-        except RuntimeError:
-            return 0.0
-        return max(0.0, self._paused_until - now)
 
 
 @dataclass
