@@ -315,12 +315,23 @@ def test_filter_tags_match_whole_prompt_words(workspace, fake_civitai):
 
 
 def test_meta_txt_has_one_line_per_key(workspace, fake_civitai):
+    """Every image with meta gets a `_meta.txt` with exactly one `key: value` line per key of the
+    API's meta, in API order, although the hostile prompts carry line breaks and `Model:` lines."""
     assert workspace.cli("--mode", "1", "--username", "hostile").returncode == 0
-    for meta_file in workspace.downloads.rglob("*_meta.txt"):
-        image = fake_civitai.dataset.image(int(meta_file.name.split("_")[0]))
+    with_meta = {img.id: img for img in fake_civitai.dataset.images_for_user("hostile") if img.meta}
+    meta_files = sorted(workspace.downloads.rglob("*_meta.txt"))
+    assert len(with_meta) == 12 and len(meta_files) == len(with_meta)
+    multiline_prompts = 0
+    for meta_file in meta_files:
+        meta = with_meta[int(meta_file.name.split("_")[0])].meta
+        lines = meta_file.read_bytes().decode("utf-8").split("\n")
+        assert lines[-1] == "" and len(lines[:-1]) == len(meta), meta_file.name
+        assert [line.split(": ", 1)[0] for line in lines[:-1]] == list(meta)
         parsed = sidecars.read_meta_txt(meta_file)
-        if image.meta and isinstance(image.meta.get("prompt"), str):
-            assert parsed["prompt"] == image.meta["prompt"]
+        for key, value in meta.items():
+            assert (parsed[key] if isinstance(value, str) else json.loads(parsed[key])) == value, key
+        multiline_prompts += "\n" in meta["prompt"]
+    assert multiline_prompts == len(meta_files)  # the case this test is about really occurred
 
 
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
