@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from civitgrab_desktop.core.library.store import LibraryStore
 from civitgrab_desktop.core.media.thumbs import thumb_cache_path
 from civitgrab_desktop.gui.gallery.query import GalleryQuery
 from civitgrab_desktop.gui.gallery.thumbnails import bucket_for
+from civitgrab_desktop.gui.gallery.view import PREFETCH_SCREENS
 from tests.gui.conftest import wait_until
 from tests.gui.test_gallery_support import (  # noqa: F401 - fixtures
     fresh_library,
@@ -111,23 +113,46 @@ async def test_thumbnails_are_made_into_the_disk_cache_and_painted(replica_libra
 
 
 async def test_scrolling_keeps_only_what_is_on_screen_queued(replica_library):
+    """Flinging the grid from top to bottom queues every screen it paints on the way; when the
+    view settles, the requests for cards that scrolled away are dropped, unmade."""
     window = await open_window(replica_library)
+    busy = threading.Event()
     try:
         page = window.page("gallery")
-        page.size_slider.setValue(96)  # many small cards
+        page.size_slider.setValue(96)  # small cards
+        window.resize(window.width(), window.minimumSizeHint().height())  # a short window: several screens
         await settle_thumbnails(page)
         page.loader.clear_memory()
-        bar = page.view.verticalScrollBar()
-        bar.setValue(bar.maximum())
-        page.view._update_visible()
-        first, last = page.view.visible_rows()
-        on_screen = set(page.model.ids[first : last + 1])
-        # queued requests are trimmed to what is on (or next to) the screen
-        page.loader.retain(on_screen)
-        assert all(key[0] in on_screen for key in page.loader._pending)
-        await settle_thumbnails(page)
-        assert page.model.is_page_loaded(0)
+        view, bar, loader = page.view, page.view.verticalScrollBar(), page.loader
+        assert bar.maximum() > 0, "the grid must be taller than the window"
+        # Slow thumbnail work (a cold disk): the loader's worker threads are busy until released.
+        for _ in range(loader.workers):
+            loader._executor.submit(busy.wait, 30)
+        dropped_before = loader.stats["dropped"]
+        # One fling, without yielding to the loop: each step paints (and so queues) one screen.
+        bar.setValue(0)
+        requested: set[int] = set()
+        while True:
+            view.viewport().repaint()
+            requested |= {key[0] for key in loader._pending}
+            if bar.value() == bar.maximum():
+                break
+            bar.setValue(min(bar.maximum(), bar.value() + view.viewport().height()))
+        first, last = view.visible_rows()
+        span = last - first + 1
+        far_above = set(page.model.ids[: max(0, first - span // 2)])  # not even worth prefetching
+        assert far_above & requested, "painting the top screens queued nothing"
+        # The view notices the scroll (after its short debounce) and trims the queue.
+        await wait_until(lambda: loader.stats["dropped"] > dropped_before, 5, what="the queue trimmed")
+        queued = {key[0] for key in loader._pending}
+        assert not (queued & far_above), f"{len(queued & far_above)} cards that scrolled away are still queued"
+        assert queued <= set(page.model.ids[first - span // 2 : last + 1 + span * PREFETCH_SCREENS])
+        busy.set()
+        await settle_thumbnails(page)  # and the cards now on screen get their thumbnails
+        in_memory = {key[0] for key in loader._memory}
+        assert set(page.model.ids[first : last + 1]) <= in_memory | set(loader._failed)
     finally:
+        busy.set()
         await shut(window)
 
 
