@@ -135,14 +135,32 @@ def test_exif_orientation_is_applied_and_verified(tmp_path):
         assert im.size == (200, 300)
 
 
+def _mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
+    pairs = zip(a.tobytes(), b.tobytes(), strict=True)
+    return sum(abs(x - y) for x, y in pairs) / (a.width * a.height * len(a.getbands()))
+
+
 def test_transparent_and_cmyk_sources(tmp_path):
+    """The WebP keeps a PNG's transparency (the same alpha, read back by Pillow) and shows a CMYK
+    JPEG in its colours, not inverted or dropped to grey."""
     rgba = photo((128, 96), seed=6).convert("RGBA")
-    rgba.putalpha(Image.linear_gradient("L").resize((128, 96)))
+    alpha = Image.linear_gradient("L").resize((128, 96))
+    rgba.putalpha(alpha)
     png = save(rgba, tmp_path / "6.png", "PNG")
-    cmyk = save(photo((128, 96), seed=7).convert("CMYK"), tmp_path / "7.jpeg", "JPEG")
+    cmyk_source = photo((128, 96), seed=7).convert("CMYK")
+    cmyk = save(cmyk_source, tmp_path / "7.jpeg", "JPEG", quality=95)
     for image_id, src in ((6, png), (7, cmyk)):
         result = run_task(task(src, tmp_path / "out", image_id=image_id))
         assert result.status == "converted", result.reason
+    with Image.open(tmp_path / "out" / "6.webp") as im:
+        assert im.mode == "RGBA"
+        kept = im.getchannel("A")
+    assert kept.getextrema() == alpha.getextrema()  # fully transparent to opaque, as in the PNG
+    assert _mean_abs_diff(kept, alpha) < 2
+    with Image.open(cmyk) as original, Image.open(tmp_path / "out" / "7.webp") as im:
+        assert im.mode == "RGB"
+        expected = original.convert("RGB")
+        assert _mean_abs_diff(im.convert("RGB"), expected) < 8
 
 
 def test_changed_original_is_not_converted(tmp_path):

@@ -4,6 +4,7 @@ import datetime as dt
 import errno
 import hashlib
 import os
+import stat
 
 import pytest
 
@@ -66,9 +67,32 @@ def test_copy_when_a_link_is_impossible(tmp_path, monkeypatch, code):
     assert link_or_copy(src, dst) == "exists"
 
 
-def test_fsync_dir_is_harmless(tmp_path):
+@pytest.mark.skipif(os.name == "nt", reason="Windows cannot open folders: fsync_dir is a no-op there")
+def test_fsync_dir_syncs_the_folder_and_is_harmless(tmp_path, monkeypatch):
+    """The folder itself is fsynced (a rename in it becomes durable), through a descriptor that is
+    closed again; a missing folder, or a file system that refuses fsync, raises nothing."""
+    real_fsync = os.fsync
+    synced: list[os.stat_result] = []
+    refuse = False
+
+    def fsync(fd: int) -> None:  # the real os.fsync, watched
+        synced.append(os.fstat(fd))
+        if refuse:
+            raise OSError(errno.EINVAL, "fsync not supported")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    open_fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
     fsync_dir(tmp_path)
+    assert len(synced) == 1 and stat.S_ISDIR(synced[0].st_mode)
+    assert synced[0].st_ino == tmp_path.stat().st_ino
     fsync_dir(tmp_path / "missing")
+    assert len(synced) == 1
+    refuse = True
+    fsync_dir(tmp_path)  # refused: nothing more to do, and no error
+    assert len(synced) == 2
+    if open_fds is not None:
+        assert len(os.listdir("/proc/self/fd")) == open_fds  # no descriptor left open
 
 
 @pytest.mark.parametrize(
