@@ -22,7 +22,6 @@ async def download_alice(window, out_dir):
 
 
 async def test_fetch_tags_from_the_tag_page(window, fake_civitai, out_dir):
-    pytest.importorskip("civitgrab_desktop.jobs.tags")
     await download_alice(window, out_dir)
     window.show_page("tags")
     page = window.page("tags")
@@ -65,7 +64,6 @@ async def test_fetch_tags_from_the_tag_page(window, fake_civitai, out_dir):
 
 
 async def test_convert_from_the_converter_page(window, out_dir, tmp_path):
-    pytest.importorskip("civitgrab_desktop.jobs.convert")
     await download_alice(window, out_dir)
     window.show_page("convert")
     page = window.page("convert")
@@ -95,7 +93,6 @@ async def test_convert_from_the_converter_page(window, out_dir, tmp_path):
 
 
 async def test_convert_options_are_checked_before_starting(window):
-    pytest.importorskip("civitgrab_desktop.jobs.convert")
     window.show_page("convert")
     page = window.page("convert")
     page.source.setText("nonsense")
