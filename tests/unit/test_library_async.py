@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 
 import pytest
 
@@ -24,42 +23,28 @@ async def lib(tmp_path):
     await library.close()
 
 
-class Ticker:
-    """Counts event-loop iterations every `interval` seconds while running."""
-
-    def __init__(self, interval: float = 0.01):
-        self.interval = interval
-        self.ticks = 0
-        self._task: asyncio.Task | None = None
-
-    async def _run(self):
-        while True:
-            await asyncio.sleep(self.interval)
-            self.ticks += 1
-
-    def __enter__(self):
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        return self
-
-    def __exit__(self, *exc):
-        self._task.cancel()
-
-
-def _hold_write_lock(path, seconds: float) -> threading.Event:
-    """Another connection (as another process would) holds the write lock for `seconds`."""
-    locked = threading.Event()
+def _hold_write_lock(path) -> threading.Event:
+    """Another connection (as another process would) holds the write lock until the returned
+    event is set (or 10 s pass, so a broken test cannot hang)."""
+    locked, release = threading.Event(), threading.Event()
 
     def hold():
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
         locked.set()
-        time.sleep(seconds)
+        release.wait(10)
         conn.execute("COMMIT")
         conn.close()
 
     threading.Thread(target=hold, daemon=True).start()
-    locked.wait(5)
-    return locked
+    assert locked.wait(5)
+    return release
+
+
+async def loop_turns(n: int = 50) -> None:
+    """Let the event loop go round `n` times (other tasks and callbacks run in between)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
 
 
 async def test_operations_through_the_facade(lib, tmp_path):
@@ -87,13 +72,14 @@ async def test_operations_through_the_facade(lib, tmp_path):
 
 async def test_a_blocked_write_does_not_block_the_loop(lib):
     await lib.upsert_listed([record(1)], Source("username", "alice"))
-    _hold_write_lock(lib.path, 0.6)
-    with Ticker() as ticker:
-        started = time.monotonic()
-        assert await lib.mark_gone([1]) == 1  # waits for the other connection's lock
-        waited = time.monotonic() - started
-    assert waited >= 0.4
-    assert ticker.ticks >= 10, "the event loop stalled while the write waited"
+    release = _hold_write_lock(lib.path)
+    write = asyncio.ensure_future(lib.mark_gone([1]))  # waits for the other connection's lock
+    # The loop keeps turning while the write waits. (Were the write run on the loop thread, its
+    # first step would hold the thread until the lock went, and it would be done by now.)
+    await loop_turns()
+    assert not write.done(), "the write did not wait for the lock off the loop"
+    release.set()  # ...and the write goes through once the lock is free
+    assert await write == 1
 
 
 async def test_writes_from_many_tasks_are_serialized(lib):
@@ -110,15 +96,15 @@ async def test_reader_reads_beside_a_busy_writer(lib):
     await lib.upsert_listed([record(1), record(2)], Source("username", "alice"))
     reader = lib.reader()
     assert reader is lib.reader()
-    _hold_write_lock(lib.path, 0.8)
+    release = _hold_write_lock(lib.path)
     write = asyncio.ensure_future(lib.mark_gone([1]))  # the writer thread is now stuck waiting
-    await asyncio.sleep(0.05)
-    started = time.monotonic()
+    await loop_turns()
+    # Reads answer while the lock is still held: they never queue behind the writer.
     assert await reader.count_images() == 2
     assert [r.id for r in await reader.list_images(username="alice")] == [1, 2]
     assert await reader.run(lambda store: store.read_only)
-    assert time.monotonic() - started < 0.5
     assert not write.done()
+    release.set()
     assert await write == 1
     assert (await reader.image(1)).gone_at is not None  # sees committed writes
     with pytest.raises(AttributeError, match="not a read operation"):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-import time
 
 import pytest
 
@@ -150,25 +150,45 @@ def test_split_sql_keeps_semicolons_in_comments_and_strings():
     assert len(split_sql(schema.MIGRATIONS[0])) > 10
 
 
-def test_write_waits_out_a_lock_longer_than_busy_timeout(tmp_path):
-    """Another process holds the write lock past our busy timeout: the write still succeeds."""
+class _RetrySeen(logging.Handler):
+    """Sets `seen` when run_write reports it hit the lock and is retrying."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("library busy, retrying"):
+            self.seen.set()
+
+
+def test_write_waits_out_a_lock_longer_than_busy_timeout(tmp_path, caplog):
+    """Another process holds the write lock past our busy timeout: the write still succeeds.
+    The holder lets go only once the write has given up waiting inside SQLite and is retrying."""
     path = library_path(tmp_path)
     LibraryStore(path).close()
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
+    caplog.set_level(logging.DEBUG, logger="civitgrab_desktop.core.library.db")
+    retrying = _RetrySeen()
+    logging.getLogger("civitgrab_desktop.core.library.db").addHandler(retrying)
     released = threading.Event()
 
-    def release_later():
-        time.sleep(0.8)
+    def release_once_the_write_retries():
+        retrying.seen.wait(10)
         holder.execute("COMMIT")
         released.set()
 
-    threading.Thread(target=release_later, daemon=True).start()
-    with LibraryStore(path, busy_timeout=0.05) as store:
-        store.upsert_listed([record(7)], Source("username", "alice"))
-        assert released.is_set()
-        assert store.image(7) is not None
-    holder.close()
+    threading.Thread(target=release_once_the_write_retries, daemon=True).start()
+    try:
+        with LibraryStore(path, busy_timeout=0.05) as store:
+            store.upsert_listed([record(7)], Source("username", "alice"))
+            assert retrying.seen.is_set() and released.is_set()
+            assert store.image(7) is not None
+    finally:
+        logging.getLogger("civitgrab_desktop.core.library.db").removeHandler(retrying)
+        released.wait(10)
+        holder.close()
 
 
 def test_write_gives_up_with_a_clear_error_after_max_wait(tmp_path):
