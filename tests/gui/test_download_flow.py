@@ -3,7 +3,6 @@ check the files on disk and the rows in the library."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from tests.gui.conftest import media_files, part_files, wait_until
@@ -23,21 +22,6 @@ def start_download(window, identifiers: str, out_dir: Path, *, workers: int = 2,
 async def new_handle(window, before: int):
     await wait_until(lambda: len(window.ctx.jobs.handles) > before, what="the job to start")
     return window.ctx.jobs.handles[-1]
-
-
-async def settled(value, quiet: float = 1.0, timeout: float = 15.0):
-    """Wait until `value()` has not changed for `quiet` seconds; return it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last, since = value(), loop.time()
-    while loop.time() < deadline:
-        await asyncio.sleep(0.1)
-        now = value()
-        if now != last:
-            last, since = now, loop.time()
-        elif loop.time() - since >= quiet:
-            return now
-    raise AssertionError("the value kept changing")
 
 
 def finished_count(handle) -> int:
@@ -61,9 +45,18 @@ async def test_download_pause_resume_stop_and_retry(window, fake_civitai, out_di
     await wait_until(lambda: handle.bridge.state == "paused", what="paused")
     assert card.chip.text() == "Paused"
     assert card.resume_button.isVisibleTo(card) and not card.pause_button.isVisibleTo(card)
-    frozen = await settled(lambda: finished_count(handle))  # transfers in flight reach a checkpoint
-    await asyncio.sleep(2.0)
+    # Another download started now is the clock: while it fetches a whole user from the same
+    # slow service, the paused job must not move. Its count is read once the other job has
+    # finished a few items: transfers that were in flight at the pause reached the service
+    # earlier, so they have ended at their checkpoint by then.
+    _, before_beside = start_download(window, "grace", out_dir.parent / "beside", workers=2)
+    beside = await new_handle(window, before_beside)
+    await wait_until(lambda: finished_count(beside) >= 3, 60, what="the other job's first items")
+    frozen = finished_count(handle)
+    await wait_until(lambda: beside.bridge.ended, 60, what="the other job")
+    assert beside.bridge.state == "done" and finished_count(beside) >= 10
     assert finished_count(handle) == frozen, "a paused job kept working"
+    assert handle.bridge.state == "paused"
 
     # resume: it continues
     card.resume_button.click()
