@@ -200,9 +200,6 @@ class JobManager(QObject):
     def active(self, kind: str | None = None) -> list[JobHandle]:
         return [h for h in self.handles if h.running and (kind is None or h.kind == kind)]
 
-    def of_kind(self, kind: str) -> list[JobHandle]:
-        return [h for h in self.handles if h.kind == kind]
-
     def aggregate(self) -> tuple[int, int, int]:
         active = self.active()
         done = total = 0

@@ -74,13 +74,6 @@ def install_tail_handler() -> TailHandler:
     return _handler
 
 
-def remove_tail_handler() -> None:
-    global _handler
-    if _handler is not None:
-        logging.getLogger().removeHandler(_handler)
-        _handler = None
-
-
 class LogView(QWidget):
     def __init__(self, handler: TailHandler, open_log_folder=None, parent: QWidget | None = None):
         super().__init__(parent)

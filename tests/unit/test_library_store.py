@@ -118,24 +118,15 @@ def test_upsert_pages_of_more_than_200_and_duplicate_ids(store):
     assert store.sources_for(3)[0].model_id == 55
 
 
-def test_gone_and_seen(store):
+def test_gone_and_listed_again(store):
     store.upsert_listed([record(1), record(2)], Source("username", "alice"))
     assert store.mark_gone([1, 99]) == 1
     assert store.image(1).gone_at is not None and store.image(2).gone_at is None
     assert store.count_images(include_gone=False) == 1
-    assert store.mark_seen([1]) == 1
-    assert store.image(1).gone_at is None
     store.mark_gone([2])
     store.upsert_listed([record(2)], Source("username", "alice"))  # listed again: back
     assert store.image(2).gone_at is None
     assert store.count_images() == 2  # rows are never deleted
-
-
-def test_known_ids_are_the_downloaded_ones(tmp_path):
-    with downloaded_store(library_path(tmp_path), [1, 2]) as store:
-        store.upsert_listed([record(3)], Source("username", "alice"))
-        assert store.known_ids([1, 2, 3, 4]) == {1, 2}
-        assert store.known_ids([]) == set()
 
 
 # -- download claims ---------------------------------------------------------------------------
@@ -248,17 +239,6 @@ def test_mark_downloaded_links_the_matching_source_and_others_stay_unlinked(stor
     assert store.unlinked_sources(1) == []
     store.mark_source_linked(1, "tag", "cats", "/t/cats/1.png")  # creates the source
     assert len(store.sources_for(1)) == 3
-
-
-def test_update_paths_moves_every_reference(store):
-    owner = new_owner()
-    store.upsert_listed([record(1)], Source("username", "alice", {1: "/old/1.png"}))
-    store.claim_download(1, owner)
-    store.mark_downloaded(1, owner, "/old/1.png", "image/png", 5, "ff", "original")
-    assert store.update_paths(1, "/new/1.png", "/old/1.png") == 2
-    assert store.image(1).path == "/new/1.png"
-    assert store.sources_for(1)[0].path == "/new/1.png"
-    assert store.update_paths(1, "/x", "/not/there") == 0
 
 
 # -- tags --------------------------------------------------------------------------------------

@@ -8,16 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from civitgrab_desktop.core.organize.sanitize import (
-    FolderNames,
     PathTooLong,
     UnsafePathError,
     ensure_inside,
     fit_filename,
     is_windows_reserved,
-    name_key,
     safe_join,
     sanitize_component,
-    unique_name,
 )
 
 FORBIDDEN = set('<>:"/\\|?*')
@@ -117,50 +114,6 @@ def test_sanitize_keep_ext_keeps_the_extension(stem):
     out = sanitize_component(stem + ".png", 60, keep_ext=True)
     if sanitize_component(stem, 60) != "_":
         assert out.endswith(".png")
-
-
-# --- unique_name / FolderNames --------------------------------------------------------------
-
-
-def test_unique_name_is_case_insensitive_and_sanitized():
-    taken = {"Model"}
-    assert unique_name(taken, "model") == "model (2)"
-    assert unique_name(taken, "MODEL") == "MODEL (3)"
-    assert unique_name(taken, "a:b") == "a_b"
-    assert unique_name(taken, "a?b") == "a_b (2)"
-    assert {"Model", "model (2)", "MODEL (3)", "a_b", "a_b (2)"} <= taken
-
-
-def test_folder_names_gives_the_same_name_to_the_same_input():
-    names = FolderNames()
-    first = names.name_for("x:y")
-    assert names.name_for("x?y") == "x_y (2)"
-    assert names.name_for("x:y") == first
-
-
-def test_unique_name_suffix_fits_the_byte_limit_and_keeps_the_extension():
-    names = FolderNames(max_bytes=20)
-    a = names.name_for("a" * 40 + ".png", keep_ext=True)
-    b = names.name_for("a" * 41 + ".png", keep_ext=True)
-    assert a != b and b.endswith(" (2).png") and len(b.encode()) <= 20
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(hostile_text, unique=True, max_size=25), st.sampled_from([8, 20, 120]))
-def test_distinct_inputs_get_distinct_names_in_one_folder(raws, max_bytes):
-    names = FolderNames(max_bytes=max_bytes)
-    out = [names.name_for(r) for r in raws]
-    assert len({name_key(n) for n in out}) == len(out)
-    for n in out:
-        assert_valid_everywhere(n, max_bytes)
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(hostile_text, max_size=20))
-def test_unique_name_with_a_plain_set(raws):
-    taken: set[str] = set()
-    out = [unique_name(taken, r) for r in raws]
-    assert len({name_key(n) for n in out}) == len(out)
 
 
 # --- safe_join -------------------------------------------------------------------------------

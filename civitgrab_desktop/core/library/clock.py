@@ -3,7 +3,6 @@ seconds (REAL) for claim times that are compared against leases."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 
@@ -24,7 +23,3 @@ def iso_days_ago(days: float) -> str:
 
 def epoch_to_iso(seconds: float) -> str:
     return to_iso(datetime.fromtimestamp(seconds, UTC))
-
-
-def epoch_now() -> float:
-    return time.time()

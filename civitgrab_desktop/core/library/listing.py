@@ -148,21 +148,6 @@ class ListingOps(StoreBase):
             cv_state=row["cv_state"],
         )
 
-    def image_states(self, ids: Iterable[int]) -> dict[int, ImageState]:
-        rows = self._all(
-            f"SELECT {_STATE_COLUMNS} FROM images WHERE id IN (SELECT value FROM json_each(?))",
-            (_id_list(ids),),
-        )
-        return {row["id"]: self._state_of(row) for row in rows}
-
-    def known_ids(self, ids: Iterable[int]) -> set[int]:
-        """Which of `ids` are already downloaded (incremental update stops on a run of these)."""
-        rows = self._all(
-            "SELECT id FROM images WHERE dl_state = 'done' AND id IN (SELECT value FROM json_each(?))",
-            (_id_list(ids),),
-        )
-        return {row[0] for row in rows}
-
     def mark_gone(self, ids: Iterable[int]) -> int:
         """The service no longer lists these images. Rows (and files) are kept."""
         now = utc_now_iso()
@@ -170,17 +155,6 @@ class ListingOps(StoreBase):
             lambda c: (
                 c.execute(
                     "UPDATE images SET gone_at = ? WHERE gone_at IS NULL AND id IN (SELECT value FROM json_each(?))",
-                    (now, _id_list(ids)),
-                ).rowcount
-            )
-        )
-
-    def mark_seen(self, ids: Iterable[int]) -> int:
-        now = utc_now_iso()
-        return self.run_write(
-            lambda c: (
-                c.execute(
-                    "UPDATE images SET gone_at = NULL, last_seen_at = ? WHERE id IN (SELECT value FROM json_each(?))",
                     (now, _id_list(ids)),
                 ).rowcount
             )

@@ -33,25 +33,6 @@ class PathOps(StoreBase):
             )
         )
 
-    def update_paths(self, image_id: int, new_path: str, old_path: str) -> int:
-        """A file moved from `old_path` to `new_path`: fix every reference to it. Returns the
-        number of rows changed."""
-        new, old, iid = str(new_path), str(old_path), int(image_id)
-
-        def work(c) -> int:
-            changed = c.execute(
-                "UPDATE images SET path = ? WHERE id = ? AND path = ?", (new, iid, old)
-            ).rowcount
-            changed += c.execute(
-                "UPDATE sources SET path = ? WHERE image_id = ? AND path = ?", (new, iid, old)
-            ).rowcount
-            changed += c.execute(
-                "UPDATE conversions SET webp_path = ? WHERE image_id = ? AND webp_path = ?", (new, iid, old)
-            ).rowcount
-            return changed
-
-        return self.run_write(work)
-
     def tag_summary_rows(self, tag: str) -> list[dict]:
         """For the classic tag-mode summary CSV: each image found by the search tag `tag`, with
         its file for that tag, checkpoint name, URL and the other search tags that found it."""

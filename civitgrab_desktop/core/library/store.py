@@ -48,8 +48,6 @@ READ_METHODS = frozenset(
         "image_ids",
         "count_images",
         "iter_images",
-        "image_states",
-        "known_ids",
         "stats",
         "sources_for",
         "unlinked_sources",

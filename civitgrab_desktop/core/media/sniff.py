@@ -18,10 +18,6 @@ class MediaType:
     kind: str  # "image" | "video" | "html"
 
     @property
-    def is_image(self) -> bool:
-        return self.kind == "image"
-
-    @property
     def is_video(self) -> bool:
         return self.kind == "video"
 

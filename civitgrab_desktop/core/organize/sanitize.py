@@ -122,60 +122,6 @@ def sanitize_component(
     return text
 
 
-def name_key(name: str) -> str:
-    """How case-insensitive file systems compare names (conservatively: a superset of NTFS/APFS)."""
-    return unicodedata.normalize("NFC", name).upper().casefold()
-
-
-class FolderNames:
-    """Names handed out in one folder: distinct inputs always get distinct names.
-
-    The same input asked twice gets the same name. Two inputs that sanitize to the same name
-    (`a:b` and `a?b`, `Foo` and `foo`) get ` (2)`, ` (3)`... after the stem.
-    """
-
-    def __init__(self, existing: set[str] | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES):
-        self.max_bytes = max_bytes
-        self._taken: set[str] = {name_key(n) for n in (existing or ())}
-        self._given: dict[str, str] = {}
-
-    def __contains__(self, name: str) -> bool:
-        return name_key(name) in self._taken
-
-    def name_for(self, raw: str, *, keep_ext: bool = False) -> str:
-        if raw in self._given:
-            return self._given[raw]
-        base = sanitize_component(raw, self.max_bytes, keep_ext=keep_ext)
-        candidate = base
-        n = 1
-        while name_key(candidate) in self._taken:
-            n += 1
-            candidate = _with_suffix(base, f" ({n})", self.max_bytes, keep_ext)
-        self._taken.add(name_key(candidate))
-        self._given[raw] = candidate
-        return candidate
-
-
-def _with_suffix(name: str, suffix: str, max_bytes: int, keep_ext: bool) -> str:
-    stem, ext = split_ext(name) if keep_ext else (name, "")
-    room = max_bytes - _utf8_len(suffix) - _utf8_len(ext)
-    if room <= 0 and ext:  # tiny limits: the suffix matters more than the extension
-        stem, ext, room = name, "", max_bytes - _utf8_len(suffix)
-    stem = _cut_utf8(stem, room).rstrip(" .") if room > 0 else ""
-    return (stem or "_") + suffix + ext
-
-
-def unique_name(folder_names: set[str], name: str, *, max_bytes: int = DEFAULT_MAX_BYTES, keep_ext: bool = False) -> str:
-    """A sanitized name not yet in `folder_names` (case-insensitively); it is added to the set.
-
-    Each call scans the set; for many names in one folder keep a `FolderNames` instead.
-    """
-    namer = FolderNames(folder_names, max_bytes=max_bytes)
-    result = namer.name_for(name, keep_ext=keep_ext)
-    folder_names.add(result)
-    return result
-
-
 def safe_join(root: str | os.PathLike, *components: object, max_bytes: int = DEFAULT_MAX_BYTES) -> Path:
     """`root/<c1>/<c2>...` with every component sanitized, guaranteed to stay inside `root`.
 

@@ -69,9 +69,6 @@ class GalleryDelegate(QStyledItemDelegate):
         card = self.card_rect(cell)
         return QRect(card.x() + PAD, card.y() + PAD, self.thumb_size, self.thumb_size)
 
-    def invalidate_theme(self) -> None:
-        self._pixmaps.clear()
-
     # -- painting ---------------------------------------------------------------------------------
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:

@@ -19,7 +19,6 @@ connected to rowsRemoved (before any view hears of it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -131,7 +130,6 @@ class GalleryModel(QStringListModel):
         self.descending = True
         self.last_query_s = 0.0
         self.page_load_times: list[float] = []
-        self._refresh_task: asyncio.Task | None = None
         # first connection: _ids follows a removal before any view hears of it
         self.rowsRemoved.connect(self._on_rows_removed)
 
@@ -266,15 +264,6 @@ class GalleryModel(QStringListModel):
         self.refreshed.emit(len(self._ids))
         return len(self._ids)
 
-    def refresh_soon(self) -> asyncio.Task:
-        """refresh() as a background task (errors are reported, not raised)."""
-
-        async def run() -> None:
-            with contextlib.suppress(Exception):
-                await self.refresh()
-
-        self._refresh_task = spawn(run(), name="gallery-refresh")
-        return self._refresh_task
 
     def _apply_ids(self, ids: list[int]) -> None:
         same = ids == self._ids

@@ -6,7 +6,7 @@ The gallery and the database view share the filter bar; each turns the query int
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -112,9 +112,6 @@ class GalleryQuery:
 
     def is_empty(self) -> bool:
         return not self.text.strip() and not self.active_filters()
-
-    def with_changes(self, **changes: Any) -> GalleryQuery:
-        return replace(self, **changes)
 
     def to_state(self) -> dict[str, Any]:
         return {
