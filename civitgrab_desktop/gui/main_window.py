@@ -1,4 +1,6 @@
-"""The main window: sidebar of pages, status bar with the running jobs, menus, log dock, drops."""
+"""The main window: the sidebar and the stack of pages, the status bar (API base, running jobs),
+the log dock, dropped and pasted links, saved window state, and the orderly shutdown (jobs stop
+and save, the library closes, then the window closes). Its menus are declared in `menus.py`."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
@@ -17,7 +19,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QStackedWidget,
     QVBoxLayout,
@@ -29,56 +30,15 @@ from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.context import AppContext
 from civitgrab_desktop.gui.dialogs import AboutDialog, ShortcutsDialog
 from civitgrab_desktop.gui.log_view import LogView, install_tail_handler
+from civitgrab_desktop.gui.menus import build_menus
 from civitgrab_desktop.gui.pages import PageSpec, default_pages
 from civitgrab_desktop.gui.panels.base import Page
 from civitgrab_desktop.gui.settings_dialog import SettingsDialog
 from civitgrab_desktop.gui.util import open_folder, plural, reset_quitting, settle_background_tasks, spawn
+from civitgrab_desktop.gui.widgets.jobs_indicator import JobsIndicator
 
 LOG = logging.getLogger(__name__)
 STATE_KEY = "window"
-
-
-class JobsIndicator(QWidget):
-    """Status bar: "2 jobs running · 45 %" with an aggregate progress bar; click to see them."""
-
-    clicked = Signal()
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(6, 0, 6, 0)
-        row.setSpacing(8)
-        self.label = QLabel("No jobs running")
-        self.label.setObjectName("Muted")
-        self.bar = QProgressBar()
-        self.bar.setObjectName("StatusProgress")
-        self.bar.setTextVisible(False)
-        self.bar.setFixedWidth(140)
-        self.bar.hide()
-        row.addWidget(self.label)
-        row.addWidget(self.bar)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip("Running jobs; click to show them")
-
-    def update_counts(self, active: int, done: int, total: int) -> None:
-        if not active:
-            self.label.setText("No jobs running")
-            self.bar.hide()
-            return
-        text = f"{plural(active, 'job')} running"
-        if total:
-            pct = int(100 * done / total) if total else 0
-            text += f" · {pct} %"
-            self.bar.setRange(0, total)
-            self.bar.setValue(min(done, total))
-        else:
-            self.bar.setRange(0, 0)
-        self.label.setText(text)
-        self.bar.show()
-
-    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt API
-        self.clicked.emit()
-        super().mousePressEvent(event)
 
 
 class MainWindow(QMainWindow):
@@ -120,7 +80,7 @@ class MainWindow(QMainWindow):
 
         self._build_log_dock()
         self._build_status_bar()
-        self._build_menus()
+        build_menus(self)
         self.sidebar.setCurrentRow(0)
 
         ctx.jobs.aggregateChanged.connect(self.jobs_indicator.update_counts)
@@ -193,102 +153,6 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.jobs_indicator)
         self._update_api_label()
         bar.showMessage("Ready", 3000)
-
-    def _action(self, text: str, slot, shortcut=None, icon: str | None = None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if icon:
-            icons.set_icon(action, icon)
-        if shortcut is not None:
-            if isinstance(shortcut, list | tuple):
-                action.setShortcuts([QKeySequence(s) for s in shortcut])
-            else:
-                action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)  # shortcuts work even with the menu bar hidden
-        self.all_actions.append(action)
-        return action
-
-    def _build_menus(self) -> None:
-        self.all_actions: list[QAction] = []
-        mb = self.menuBar()
-        file_menu = mb.addMenu("&File")
-        self.new_download_action = self._action(
-            "&New download", self.new_download, "Ctrl+N", "download", "Go to Browse & Download and type identifiers"
-        )
-        file_menu.addAction(self.new_download_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self._action("Open &data folder", self.open_data_folder, None, "folder",
-                                         "Open the folder holding the library, settings and logs"))
-        file_menu.addAction(self._action("Open &log folder", self.open_log_folder, None, "log",
-                                         "Open the folder with the log files"))
-        file_menu.addAction(self._action("Open &download folder", self.open_download_folder, None, "folder",
-                                         "Open the default download folder"))
-        file_menu.addSeparator()
-        self.settings_action = self._action("&Settings…", self.open_settings, ["Ctrl+,", QKeySequence.StandardKey.Preferences],
-                                            "settings", "API key, API base, folders, theme, converter defaults")
-        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
-        file_menu.addAction(self.settings_action)
-        file_menu.addSeparator()
-        self.quit_action = self._action("&Quit", self.close, "Ctrl+Q", None, "Stop running jobs safely and quit")
-        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
-        file_menu.addAction(self.quit_action)
-
-        edit_menu = mb.addMenu("&Edit")
-        self.find_action = self._action("&Find", self.focus_search, QKeySequence.StandardKey.Find, "search",
-                                        "Focus the search or input field of the current page")
-        edit_menu.addAction(self.find_action)
-        self.paste_link_action = self._action("&Paste CivitAI link", self.paste_link, "Ctrl+Shift+V", "link",
-                                              f"Download what a copied {site_names()} link points to")
-        edit_menu.addAction(self.paste_link_action)
-
-        view_menu = mb.addMenu("&View")
-        self.page_actions: list[QAction] = []
-        for i, spec in enumerate(self.specs):
-            action = self._action(spec.title, lambda _=False, i=i: self.show_page(i), f"Ctrl+{i + 1}", spec.icon_name)
-            view_menu.addAction(action)
-            self.page_actions.append(action)
-        view_menu.addSeparator()
-        self.log_action = self._action("Show &log", self.toggle_log, "Ctrl+L", "log", "Recent log lines")
-        self.log_action.setCheckable(True)
-        self.log_dock.visibilityChanged.connect(self.log_action.setChecked)
-        view_menu.addAction(self.log_action)
-        theme_menu = view_menu.addMenu("&Theme")
-        group = QActionGroup(self)
-        self.theme_actions: dict[str, QAction] = {}
-        for mode, label in (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark")):
-            action = QAction(label, self, checkable=True)
-            action.triggered.connect(lambda _=False, m=mode: self.set_theme(m))
-            group.addAction(action)
-            theme_menu.addAction(action)
-            self.theme_actions[mode] = action
-        self.theme_actions.get(self.ctx.settings.get("theme"), self.theme_actions["system"]).setChecked(True)
-
-        jobs_menu = mb.addMenu("&Jobs")
-        jobs_menu.addAction(self._action("&Pause all", self.ctx.jobs.pause_all, "Ctrl+Shift+P", "pause",
-                                         "Pause every running job"))
-        jobs_menu.addAction(self._action("&Resume all", self.ctx.jobs.resume_all, "Ctrl+Shift+R", "play",
-                                         "Resume every paused job"))
-        jobs_menu.addAction(self._action("&Stop all", self.ctx.jobs.stop_all, None, "stop",
-                                         "Stop every job; what is downloaded stays"))
-        jobs_menu.addSeparator()
-        jobs_menu.addAction(self._action("&Check saved queries for new", self.check_for_new, "Ctrl+U", "retry",
-                                         "Re-run every active saved query, newest first, stopping at known items"))
-
-        help_menu = mb.addMenu("&Help")
-        self.shortcuts_action = self._action("&Keyboard shortcuts", self.show_shortcuts, "F1", "keyboard",
-                                             "List every shortcut")
-        help_menu.addAction(self.shortcuts_action)
-        help_menu.addAction(self._action("Open log folder", self.open_log_folder, None, "log"))
-        help_menu.addSeparator()
-        about = self._action("&About civitgrab", self.show_about, None, "info")
-        about.setMenuRole(QAction.MenuRole.AboutRole)
-        help_menu.addAction(about)
-        about_qt = self._action("About &Qt", lambda: QMessageBox.aboutQt(self), None)
-        about_qt.setMenuRole(QAction.MenuRole.AboutQtRole)
-        help_menu.addAction(about_qt)
 
     # -- pages ---------------------------------------------------------------------------------------
 
