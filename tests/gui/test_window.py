@@ -13,7 +13,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from civitgrab_desktop.core.config import SETTINGS
-from civitgrab_desktop.gui.panels.download import InputError, rewrite_pasted, validate_identifiers
+from civitgrab_desktop.gui.panels.download_input import InputError, rewrite_pasted, validate_identifiers
 from tests.gui.conftest import close_window, make_window, wait_until
 
 # -- pure helpers ---------------------------------------------------------------------------------

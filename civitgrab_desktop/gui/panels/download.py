@@ -1,9 +1,10 @@
-"""Browse & Download: the query form on the left, the download jobs on the right."""
+"""Browse & Download: the query form on the left, the download jobs on the right; starting,
+retrying and (after a restart) resuming download jobs. What the form offers and how it reads
+typed and pasted input is in `download_input.py`."""
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt
@@ -24,129 +25,31 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from civitgrab_desktop.core.civitai.hosts import MAIN_DOMAIN, site_names
+from civitgrab_desktop.core.civitai.hosts import site_names
 from civitgrab_desktop.core.civitai.urls import parse_pasted
 from civitgrab_desktop.core.library.owners import new_owner
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.bridge import JobHandle
 from civitgrab_desktop.gui.panels.base import Page
+from civitgrab_desktop.gui.panels.download_input import (
+    LAYOUTS,
+    MODES,
+    NSFW_OPTIONS,
+    PLACEHOLDERS,
+    TITLE_PREFIX,
+    VIDEO_OPTIONS,
+    InputError,
+    looks_like_link,
+    rewrite_pasted,
+    validate_identifiers,
+)
 from civitgrab_desktop.gui.util import plural, spawn
 from civitgrab_desktop.gui.widgets.common import Card, FolderPicker, SegmentedControl, hint, section_title
-from civitgrab_desktop.gui.widgets.job_card import JobsPanel
+from civitgrab_desktop.gui.widgets.jobs_panel import JobsPanel
 from civitgrab_desktop.jobs.download import DownloadJob, DownloadParams
-from civitgrab_desktop.jobs.identifiers import (
-    IDENTIFIER_NAMES,
-    IdentifierError,
-    normalize_identifiers,
-    split_identifiers,
-)
 from civitgrab_desktop.jobs.update import forget_not_found, save_queries
 
 LOG = logging.getLogger(__name__)
-
-MODES = [
-    (1, "User", "Everything one or more users posted"),
-    (2, "Model", "Every image posted on a model's versions (model IDs)"),
-    (3, "Tag", "Images of the models that carry a tag"),
-    (4, "Version", "Images posted on one model version (version IDs)"),
-    (5, "Post", "The images and videos of one post (post IDs)"),
-    (6, "Image", "Single images or videos (image IDs)"),
-]
-MODE_NAMES = IDENTIFIER_NAMES
-TITLE_PREFIX = {1: "user", 2: "model", 3: "tag", 4: "version", 5: "post", 6: "image"}
-PLACEHOLDERS = {
-    1: f"e.g. alice, bob_art — or paste a {MAIN_DOMAIN}/user/… link",
-    2: f"e.g. 4201, 133005 — or paste a {MAIN_DOMAIN}/models/… link",
-    3: f"e.g. anime, sci-fi — or paste a {MAIN_DOMAIN}/tag/… link",
-    4: "e.g. 130072 — or paste a link with ?modelVersionId=…",
-    5: f"e.g. 800030 — or paste a {MAIN_DOMAIN}/posts/… link",
-    6: f"e.g. 7001699 — or paste a {MAIN_DOMAIN}/images/… link",
-}
-NSFW_OPTIONS = [
-    ("none", "None — safe images only (PG)"),
-    ("soft", "Soft — adds PG-13"),
-    ("mature", "Mature — adds R"),
-    ("x", "X — everything"),
-]
-LAYOUTS = [
-    ("sorted", "Sorted by model (classic)", "Username_Search/<user>/<model name>/…, like the classic tool"),
-    ("nosort", "No sort (classic, flat)", "Username_Search/<user>/… without model subfolders"),
-    ("organized", "Organized (CivitAI_Browse)", "CivitAI_Browse/{Images,Videos}/{SFW,NSFW}/<version>/<user>/…"),
-]
-VIDEO_OPTIONS = [("all", "Images and videos"), ("no_videos", "Images only"), ("videos_only", "Videos only")]
-
-
-class InputError(ValueError):
-    pass
-
-
-def validate_identifiers(mode: int, text: str) -> list[str]:
-    try:
-        values = normalize_identifiers(mode, split_identifiers(text))
-    except IdentifierError as exc:
-        raise InputError(str(exc)) from None
-    if not values:
-        raise InputError(f"Enter at least one {MODE_NAMES[mode]}.")
-    return values
-
-
-def _looks_like_link(text: str) -> bool:
-    return "://" in text or "civitai." in text.lower()
-
-
-def rewrite_pasted(current_mode: int, text: str) -> tuple[int, str, str]:
-    """Turn pasted CivitAI links in `text` into identifiers. Returns (mode, new text, note).
-
-    The first link decides the mode; links of another kind are dropped with a note."""
-    pieces: list[str] = []
-    for part in text.split(","):
-        part = part.strip()
-        if _looks_like_link(part):
-            pieces.extend(p for p in re.split(r"\s+", part) if p)
-        elif part:
-            pieces.append(part)
-    mode = None
-    plain: list[str] = []
-    found: list[tuple[int, str]] = []
-    notes: list[str] = []
-    for piece in pieces:
-        if not _looks_like_link(piece):
-            plain.append(piece)
-            continue
-        target = parse_pasted(piece)
-        if target is None:
-            notes.append(f"Not a CivitAI link: {piece}")
-            continue
-        if target.kind == "tagId":
-            if target.identifier.isdigit():
-                notes.append(
-                    f"That link lists images with tag id {target.identifier}; civitgrab downloads by model tag — "
-                    "type the tag's name instead."
-                )
-                mode = mode or 3
-                continue
-            found.append((3, target.identifier))
-            continue
-        if target.mode == 0:
-            notes.append(f"That {target.kind} link can't be downloaded; paste a user, model, tag, post or image link.")
-            continue
-        found.append((target.mode, target.identifier))
-    if found:
-        mode = found[0][0]
-    if mode is None:
-        return current_mode, text, " ".join(notes)
-    kept = [ident for m, ident in found if m == mode]
-    dropped = [ident for m, ident in found if m != mode]
-    if dropped:
-        notes.append(f"Ignored {plural(len(dropped), 'link')} of another kind: {', '.join(dropped)}")
-    if plain and mode != current_mode:
-        notes.append(f"Switched to {MODE_NAMES[mode]} mode; check the other entries.")
-    values: list[str] = []
-    for v in plain + kept:
-        if v not in values:
-            values.append(v)
-    return mode, ", ".join(values), " ".join(notes)
-
 
 class DownloadPage(Page):
     key = "download"
@@ -306,7 +209,7 @@ class DownloadPage(Page):
 
     def _on_text(self, text: str) -> None:
         self.error.hide()
-        if not _looks_like_link(text):
+        if not looks_like_link(text):
             return
         mode, new_text, note = rewrite_pasted(self.mode.value(), text)
         if mode != self.mode.value():

@@ -25,7 +25,7 @@ from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.panels.base import Page
 from civitgrab_desktop.gui.util import spawn
 from civitgrab_desktop.gui.widgets.common import Card, section_title
-from civitgrab_desktop.gui.widgets.job_card import JobsPanel
+from civitgrab_desktop.gui.widgets.jobs_panel import JobsPanel
 
 LOG = logging.getLogger(__name__)
 UNAVAILABLE = "not available in this build"

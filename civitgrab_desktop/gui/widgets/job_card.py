@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -15,7 +14,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QTreeWidget,
     QTreeWidgetItem,
@@ -25,13 +23,12 @@ from PySide6.QtWidgets import (
 
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.bridge import JobHandle, JobManager
-from civitgrab_desktop.gui.util import human_bytes, human_duration, open_folder, plural, spawn
-from civitgrab_desktop.gui.widgets.common import section_title
+from civitgrab_desktop.gui.util import human_bytes, human_duration, open_folder, spawn
+from civitgrab_desktop.gui.widgets.job_summary import DONE_WORD, summary_line, summary_problems
 from civitgrab_desktop.jobs.job import JobState, ProgressEvent
 
 KIND_ICON = {"download": "download", "tags": "tag", "convert": "convert", "update": "retry"}
 KIND_LABEL = {"download": "Download", "tags": "Tags", "convert": "Convert", "update": "Check for new"}
-DONE_WORD = {"download": "downloaded", "tags": "tagged", "convert": "converted", "update": "downloaded"}
 STATE_TEXT = {
     "queued": ("Queued", "muted"),
     "running": ("Running", None),
@@ -50,52 +47,6 @@ def _chip(text: str, tone: str | None) -> QLabel:
     chip.setProperty("tone", tone or "")
     chip.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
     return chip
-
-
-def summary_line(kind: str, summary: dict[str, Any]) -> str:
-    word = DONE_WORD.get(kind, "done")
-    parts = [f"{word.capitalize()} {summary.get('done', 0):,}"]
-    skipped = summary.get("skipped", 0)
-    if skipped:
-        reasons = summary.get("skip_reasons") or {}
-        detail = ", ".join(f"{reason} {n:,}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:2])
-        parts.append(f"skipped {skipped:,}" + (f" ({detail})" if detail else ""))
-    failed = summary.get("failed", 0)
-    if failed:
-        parts.append(f"failed {failed:,}")
-    if kind == "convert" and summary.get("src_bytes"):
-        parts.append(f"{human_bytes(summary['src_bytes'])} → {human_bytes(summary.get('webp_bytes') or 0)} as WebP")
-    elif summary.get("bytes"):
-        parts.append(human_bytes(summary["bytes"]))
-    if kind == "convert" and summary.get("videos"):
-        parts.append(f"{summary['videos']:,} videos placed")
-    if kind == "tags" and summary.get("methods"):
-        via = ", ".join(f"{n:,} via {'the API' if m == 'api' else m}" for m, n in summary["methods"].items() if n)
-        if via:
-            parts.append(via)
-    if summary.get("elapsed_s") is not None:
-        parts.append(f"in {human_duration(summary['elapsed_s'])}")
-    line = " · ".join(parts)
-    problems = [
-        f"{t.get('identifier')}: {t.get('status')}" + (f" ({t['reason']})" if t.get("reason") else "")
-        for t in summary.get("targets") or []
-        if t.get("status") not in ("ok", None)
-    ]
-    if problems:
-        line += "\n" + "; ".join(problems)
-    if summary.get("fallback_reason"):
-        line += f"\nSwitched to the browser: {summary['fallback_reason']}"
-    if summary.get("stopped_early"):
-        line += f"\nStopped early: {summary['stopped_early']}"
-    if summary.get("error"):
-        line += f"\nError: {summary['error']}"
-    return line
-
-
-def summary_problems(summary: dict[str, Any]) -> int:
-    """Failed items plus queries that were not found or could not be listed."""
-    targets = [t for t in summary.get("targets") or [] if t.get("status") in ("not found", "error")]
-    return int(summary.get("failed") or 0) + len(targets)
 
 
 class JobCard(QFrame):
@@ -434,126 +385,3 @@ class JobCard(QFrame):
 
     def _dismiss(self) -> None:
         self.dismissed.emit(self.handle)
-
-
-class JobList(QScrollArea):
-    """The cards of one kind of job, newest first, with an empty state."""
-
-    changed = Signal()  # a card was added or dismissed
-
-    def __init__(
-        self,
-        manager: JobManager,
-        kinds: tuple[str, ...],
-        empty_text: str,
-        parent: QWidget | None = None,
-        *,
-        empty_icon: str = "info",
-    ):
-        super().__init__(parent)
-        self.setObjectName("JobScroll")
-        self.manager = manager
-        self.kinds = kinds
-        self.setWidgetResizable(True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        body = QWidget()
-        body.setObjectName("JobListBody")
-        self._layout = QVBoxLayout(body)
-        self._layout.setContentsMargins(0, 0, 4, 0)
-        self._layout.setSpacing(10)
-        self.empty = QWidget()
-        empty_col = QVBoxLayout(self.empty)
-        empty_col.setContentsMargins(0, 48, 0, 0)
-        empty_col.setSpacing(6)
-        self.empty_icon = QLabel()
-        self.empty_icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        icons.set_pixmap(self.empty_icon, empty_icon, 44, "muted")
-        self.empty_label = QLabel(empty_text)
-        self.empty_label.setObjectName("EmptyState")
-        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_label.setWordWrap(True)
-        empty_col.addWidget(self.empty_icon)
-        empty_col.addWidget(self.empty_label)
-        self._layout.addWidget(self.empty)
-        self._layout.addStretch(1)
-        self.setWidget(body)
-        self.cards: dict[str, JobCard] = {}
-        manager.jobAdded.connect(self._on_added)
-        for handle in manager.handles:
-            self._on_added(handle)
-
-    def _on_added(self, handle: JobHandle) -> None:
-        if handle.kind not in self.kinds or handle.job_id in self.cards:
-            return
-        card = JobCard(handle, self.manager)
-        card.dismissed.connect(self._on_dismissed)
-        self.cards[handle.job_id] = card
-        self._layout.insertWidget(1, card)  # after the (hidden) empty label: newest on top
-        self.empty.hide()
-        self.ensureWidgetVisible(card)
-        self.changed.emit()
-
-    def _on_dismissed(self, handle: JobHandle) -> None:
-        card = self.cards.pop(handle.job_id, None)
-        if card is not None:
-            card.hide()
-            card.deleteLater()
-        self.manager.forget(handle)
-        self.empty.setVisible(not self.cards)
-        self.changed.emit()
-
-    def card_for(self, handle: JobHandle) -> JobCard | None:
-        return self.cards.get(handle.job_id)
-
-    def clear_finished(self) -> int:
-        """Dismiss every card whose job has ended; returns how many."""
-        done = [card.handle for card in self.cards.values() if not card.handle.running]
-        for handle in done:
-            self._on_dismissed(handle)
-        return len(done)
-
-    def finished_count(self) -> int:
-        return sum(1 for card in self.cards.values() if not card.handle.running)
-
-
-class JobsPanel(QWidget):
-    """The right-hand side of the job pages: a title, "N jobs running", "Clear finished" and the
-    cards (`job_list`). Pages may insert a widget under the title (`insert_under_title`)."""
-
-    def __init__(self, manager: JobManager, kinds: tuple[str, ...], empty_text: str, *, title: str = "Jobs",
-                 empty_icon: str = "info", parent: QWidget | None = None):
-        super().__init__(parent)
-        self.manager = manager
-        self.kinds = kinds
-        self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(8, 0, 0, 0)
-        self._layout.setSpacing(8)
-        head = QHBoxLayout()
-        head.addWidget(section_title(title))
-        head.addStretch(1)
-        self.jobs_count = QLabel("")
-        self.jobs_count.setObjectName("Muted")
-        head.addWidget(self.jobs_count)
-        self.clear_button = QPushButton("Clear finished")
-        self.clear_button.setFlat(True)
-        self.clear_button.setToolTip("Remove the cards of finished jobs (their files and records stay)")
-        self.clear_button.setEnabled(False)
-        self.clear_button.hide()
-        head.addWidget(self.clear_button)
-        self._layout.addLayout(head)
-        self.job_list = JobList(manager, kinds, empty_text, empty_icon=empty_icon)
-        self._layout.addWidget(self.job_list, 1)
-        self.clear_button.clicked.connect(self.job_list.clear_finished)
-        self.job_list.changed.connect(self.update_counts)
-        manager.jobAdded.connect(self.update_counts)
-        manager.jobFinished.connect(self.update_counts)
-
-    def insert_under_title(self, widget: QWidget) -> None:
-        self._layout.insertWidget(1, widget)
-
-    def update_counts(self, *_args) -> None:
-        active = sum(len(self.manager.active(kind)) for kind in self.kinds)
-        self.jobs_count.setText(f"{plural(active, 'job')} running" if active else "")
-        self.clear_button.setEnabled(self.job_list.finished_count() > 0)
-        self.clear_button.setVisible(bool(self.job_list.cards))
