@@ -9,7 +9,7 @@ TEST_TIMEOUT ?= 1500
 
 export QT_LOGGING_RULES ?= qt.multimedia.*=false
 
-.PHONY: run test lint bench package system-deps venv screenshots clean
+.PHONY: run test lint bench package system-deps venv screenshots docs-graph clean
 
 venv: $(STAMP)
 
@@ -55,6 +55,11 @@ bench: $(STAMP)
 screenshots: system-deps $(STAMP)
 	mkdir -p -m 0700 /tmp/runtime-$$(id -u)
 	XDG_RUNTIME_DIR=/tmp/runtime-$$(id -u) $(PY) -m tests.gui.make_screenshots
+
+# docs/import-graph.{dot,svg}: the import graph of docs/ARCHITECTURE.md, drawn from the code
+# (the SVG needs Graphviz's `dot`: apt-get install graphviz).
+docs-graph: $(STAMP)
+	$(PY) docs/import_graph.py
 
 package: system-deps $(STAMP)
 	$(PY) packaging/build.py

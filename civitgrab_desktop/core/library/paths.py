@@ -1,4 +1,5 @@
-"""Where an image's files are: the per-query copies (sources) and path changes when files move."""
+"""Where an image's files are: the per-query copies (sources), which of them are linked yet, and
+the rows of the classic tag-mode summary CSV."""
 
 from __future__ import annotations
 
