@@ -3,7 +3,8 @@
 We never download a browser at run time (`playwright install`): the app drives whatever
 Chromium, Chrome or Edge the system has, in the standard install places of Windows, macOS and
 Linux. A user setting (`browser_path`, `--browser`) wins: an executable path, or a Playwright
-channel name such as `chrome` or `msedge`.
+channel name such as `chrome` or `msedge`. `playwright_driver()` checks that Playwright's own
+driver runs (the self-test asks; a packaged app can lose it).
 """
 
 from __future__ import annotations
