@@ -72,7 +72,15 @@ def _services(args) -> Services:
     )
 
 
+KEY_ON_COMMAND_LINE = (
+    "warning: an API key given on the command line can be read by other users (process list) and stays "
+    "in your shell history; store it once with `civitgrab-cli auth set` (OS keychain) or set CIVITAI_API_KEY"
+)
+
+
 def _dispatch(args, argv: list[str], parser) -> int:
+    if getattr(args, "api_key", None) or (args.command == "auth" and getattr(args, "key", None)):
+        print(KEY_ON_COMMAND_LINE, file=sys.stderr)
     command = args.command
     if command is None:
         return _download(args, argv)

@@ -40,8 +40,10 @@ from civitgrab_desktop.core.media.webp_riff import (
     with_exif,
 )
 from civitgrab_desktop.core.organize import sidecars
+from civitgrab_desktop.core.roots import OutsideRootsError
 from civitgrab_desktop.jobs import convert_place as place
 from civitgrab_desktop.jobs.convert_tasks import (
+    READ_ONLY_REASON,
     EncodeOptions,
     HashMismatch,
     ImageTask,
@@ -98,6 +100,8 @@ def run_task(task: ImageTask | VideoTask) -> TaskResult:
         return TaskResult(task.image_id, "failed", str(exc))
     except ItemSkipped as exc:
         return TaskResult(task.image_id, "skipped", str(exc))
+    except OutsideRootsError as exc:  # a path led out of the chosen folders since it was planned
+        return TaskResult(task.image_id, "failed", str(exc))
     except OSError as exc:
         return TaskResult(task.image_id, "failed", f"file error: {exc}")
     except Exception as exc:  # a hostile file must not end the job
@@ -111,6 +115,9 @@ def convert_image(task: ImageTask) -> TaskResult:
     src = Path(task.src)
     out_dir = Path(task.out_dir)
     final = out_dir / f"{task.image_id}.webp"
+    if task.in_place and not task.roots.contains(src):
+        raise ItemSkipped(READ_ONLY_REASON)  # in place would replace and delete it
+    task.roots.check(final, "write")
     if not src.is_file():
         if task.in_place and final.is_file():
             return _adopt(task, final)

@@ -189,7 +189,8 @@ def test_import_keeps_everything_and_reruns_add_nothing(classic, tmp_path):
         assert (img.dl_state, img.path, img.url) == ("pending", None, f"{CDN}/124/original=true/124.jpeg")
         (src,) = store.sources_for(124)
         assert (src.target_type, src.target_value, src.linked) == ("classic", "HD", False)
-        assert src.path == "image_downloads/alice/124.png"
+        # the plan is absolute: relative to the classic folder, never to a later job's folder
+        assert src.path == str(classic["base"].resolve() / "image_downloads/alice/124.png")
         assert store.image(203).dl_state == "pending" and store.image(203).url.startswith(CDN)
 
         # Search tags are sources of type 'tag', never community tags.
