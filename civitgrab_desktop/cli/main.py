@@ -15,6 +15,7 @@ import sys
 from civitgrab_desktop.cli import download_cmd
 from civitgrab_desktop.cli.args import SUBCOMMANDS, UsageError, build_parser
 from civitgrab_desktop.cli.progress import TerminalProgress, print_summary
+from civitgrab_desktop.core.config import mask_secrets
 from civitgrab_desktop.core.library.db import LibraryError
 from civitgrab_desktop.jobs.job import Job
 from civitgrab_desktop.services import Services
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         # one clear line, not a traceback. The traceback goes to the log file when there is one.
         if logging.getLogger().handlers:
             LOG.error("stopped: %s", exc, exc_info=True)
-        print(f"civitgrab-cli: error: {describe_error(exc)}", file=sys.stderr)
+        print(f"civitgrab-cli: error: {mask_secrets(describe_error(exc))}", file=sys.stderr)
         return EXIT_FAILED
 
 
