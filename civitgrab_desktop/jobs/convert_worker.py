@@ -232,8 +232,11 @@ def _encode(src: Path, data: bytes, tmp: Path, exif: bytes, options: EncodeOptio
             icc = im.info.get("icc_profile") if im.mode != "CMYK" else None
             still = _to_webp_mode(_oriented(im))
             still.load()
-    except (ItemFailed, WebPFormatError):
+    except (ItemFailed, ItemSkipped, WebPFormatError):
         raise
+    except Image.DecompressionBombError as exc:
+        # the same file next time too: set aside for good (skipped), not retried by every run
+        raise ItemSkipped(f"the original is too large to decode safely ({exc})") from exc
     except Exception as exc:  # Pillow raises many types for a broken file
         raise ItemFailed(f"cannot decode the original: {type(exc).__name__}: {exc}") from exc
     expected = _Expected(still.size, 1, image_hash(still))
