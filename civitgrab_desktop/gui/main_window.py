@@ -226,6 +226,9 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self._action("Open &download folder", self.open_download_folder, None, "folder",
                                          "Open the default download folder"))
         file_menu.addSeparator()
+        file_menu.addAction(self._action("&Import from the classic tool…", self.import_classic, None, "download",
+                                         "Import downloaded_images.json / tracking_database.sqlite of the classic CLI"))
+        file_menu.addSeparator()
         self.settings_action = self._action("&Settings…", self.open_settings, ["Ctrl+,", QKeySequence.StandardKey.Preferences],
                                             "settings", "API key, API base, folders, theme, converter defaults")
         self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
@@ -377,6 +380,13 @@ class MainWindow(QMainWindow):
 
     def open_download_folder(self) -> None:
         open_folder(self.ctx.default_output_dir())
+
+    def import_classic(self):
+        """File → Import from the classic tool (gui/migrate_dialog.py asks which folders to trust)."""
+        from civitgrab_desktop.gui.migrate_dialog import ClassicImport
+
+        self.classic_import = ClassicImport(self)
+        return self.classic_import.start()
 
     def toggle_log(self) -> None:
         self.log_dock.setVisible(not self.log_dock.isVisible())

@@ -92,3 +92,66 @@ async def test_delete_checks_each_file_when_it_is_removed(fresh_library, tmp_pat
         assert str(copy) in outcome.removed or any(p == str(copy) for p, _ in outcome.kept)
     finally:
         await shut(window)
+
+
+def _classic_folder(root: Path, image_ids: list[int]) -> tuple[Path, Path]:
+    import json
+
+    from PIL import Image
+
+    classic, victim = root / "classic", root / "victim"
+    (classic / "Model A").mkdir(parents=True)
+    victim.mkdir()
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(classic / "Model A" / f"{image_ids[0]}.png")
+    Image.new("RGB", (32, 32), (4, 5, 6)).save(victim / "family.png")
+    entries = {f"username:alice_{image_ids[0]}_HD": {"path": f"Model A/{image_ids[0]}.png"},
+               f"username:alice_{image_ids[1]}_HD": {"path": "../victim/family.png"}}
+    (classic / "downloaded_images.json").write_text(json.dumps(entries), encoding="utf-8")
+    return classic, victim
+
+
+async def _import(window, classic: Path):
+    from civitgrab_desktop.gui.migrate_dialog import ClassicImport
+
+    flow = ClassicImport(window)
+    box = await flow.run(classic)
+    assert box is not None and box.isVisible()
+    return flow, box
+
+
+async def test_migrate_in_the_gui_asks_which_folders_to_trust(fresh_library, tmp_path):
+    from PySide6.QtCore import Qt
+
+    classic, victim = _classic_folder(tmp_path, [990001, 990002])
+    window = await open_window(fresh_library)
+    try:
+        flow, box = await _import(window, classic)
+        rows = [box.folders.item(i) for i in range(box.folders.count())]
+        texts = [r.text() for r in rows]
+        assert texts[0].startswith(f"{classic.resolve()}  —  1 file, the folder you picked")
+        assert texts[1].startswith(f"{victim.resolve()}  —  1 file, outside the folder you picked")
+        # only the picked folder is offered checked; the other must be chosen on purpose
+        assert [r.checkState() for r in rows] == [Qt.CheckState.Checked, Qt.CheckState.Unchecked]
+        box.trust_button.click()
+        added = await asyncio.wait_for(flow.answered, 5)
+        assert added == [str(classic.resolve())]
+        library = await window.ctx.library()
+        roots = await library.roots()
+        assert roots.covers(classic) and not roots.covers(victim)
+    finally:
+        await shut(window)
+
+
+async def test_migrate_in_the_gui_can_keep_everything_read_only(fresh_library, tmp_path):
+    classic, _victim = _classic_folder(tmp_path, [990003, 990004])
+    window = await open_window(fresh_library)
+    try:
+        library = await window.ctx.library()
+        before = await library.list_roots()
+        flow, box = await _import(window, classic)
+        box.read_only_button.click()
+        assert await asyncio.wait_for(flow.answered, 5) == []
+        assert await library.list_roots() == before
+        assert (await library.image(990003)).dl_state == "done"  # imported, read-only
+    finally:
+        await shut(window)
