@@ -73,7 +73,7 @@ class TrustFoldersDialog(QDialog):
         self.choices = choices
         layout = QVBoxLayout(self)
         summary = QLabel(
-            f"Imported {plural(report.entries, 'entry')}: {plural(report.images_new, 'new image')}, "
+            f"Read {report.entries:,} classic entries: {plural(report.images_new, 'new image')}, "
             f"{report.missing_files} file(s) missing on disk, {plural(report.errors, 'problem')}."
         )
         summary.setWordWrap(True)
