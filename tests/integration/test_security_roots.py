@@ -43,7 +43,7 @@ def _snapshot(folders: list[Path]) -> dict[str, bytes]:
 def hostile(workspace, fake_civitai):
     """The classic folder and the victims outside it. Returns a dict of what the test needs."""
     alice = [i for i in fake_civitai.dataset.images_for_user("alice") if i.media_format in ("png", "jpeg")]
-    ids = [i.id for i in alice[:6]]
+    ids = [i.id for i in alice[:7]]
     tmp = workspace.root
     outside = tmp / "outside"  # stands for /home/<user>/...: named by an absolute path
     victim = tmp / "victim"  # reached with ../victim/...
@@ -73,11 +73,16 @@ def hostile(workspace, fake_civitai):
     )
     db.execute("INSERT INTO tracked_images VALUES (?, ?, 'HD', ?, '2024-01-02 - 10:00', NULL, ?, 'username', 'alice')",
                (f"username:alice_{ids[5]}_HD", str(ids[5]), str(from_sqlite), "=1+1"))
+    # a secret named as an image: never read into the library, never copied into a download folder
+    secret = outside / "id_ed25519.png"  # a media name, not media bytes
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0\n")
+    db.execute("INSERT INTO tracked_images VALUES (?, ?, 'HD', ?, NULL, NULL, NULL, 'username', 'alice')",
+               (f"username:alice_{ids[6]}_HD", str(ids[6]), str(secret)))
     db.commit()
     db.close()
     return {
         "ids": ids, "classic": classic, "outside": outside, "victim": victim, "own": own,
-        "protected": [outside, victim],
+        "protected": [outside, victim], "secret": secret,
     }
 
 
@@ -87,7 +92,8 @@ def test_hostile_classic_paths_never_lead_a_change_outside_the_chosen_folders(wo
     sqlite_before = (classic / "tracking_database.sqlite").read_bytes()
 
     run = workspace.cli("migrate", str(classic), "--trust-root", str(classic))
-    assert run.returncode == 0, run.output
+    assert run.returncode == 1, run.output  # one problem: the key file is not an image
+    assert f"{hostile['secret'].resolve()} is not an image or video; left out" in run.stderr
     # the folders the files live in are listed, and which of them stay read-only
     assert f"{hostile['outside'].resolve()}  (2 files, read-only)" in run.stdout
     assert f"{hostile['victim'].resolve()}  (2 files, read-only)" in run.stdout
@@ -111,6 +117,8 @@ def test_hostile_classic_paths_never_lead_a_change_outside_the_chosen_folders(wo
     assert run.returncode == 0, run.output
     assert _snapshot(hostile["protected"]) == before
     assert not (hostile["victim"] / "planned.png").exists()
+    secret_bytes = hostile["secret"].read_bytes()
+    assert not [p for p in workspace.downloads.rglob("*") if p.is_file() and p.read_bytes() == secret_bytes]
     # the download put its own copies in its folder, never hard links to the imported files
     for image_id in (ids[0], ids[1]):
         copies = list(workspace.downloads.rglob(f"{image_id}.png"))
@@ -154,7 +162,7 @@ def _is_number(text: str) -> bool:
 def test_migrate_without_trust_leaves_every_imported_file_read_only(workspace, hostile):
     classic = hostile["classic"]
     run = workspace.cli("migrate", str(classic))
-    assert run.returncode == 0, run.output
+    assert run.returncode == 1, run.output  # the key file named as an image is reported
     assert "may be changed" not in run.stdout and "read-only" in run.stdout
     own_bytes = hostile["own"].read_bytes()
     run = workspace.cli("convert", "--in-place")

@@ -341,6 +341,22 @@ class FileLocator:
         return self._moved[folder]
 
 
+def is_media_file(path: Path) -> bool:
+    """Is `path` an image or video by name and by its first bytes? The classic tool recorded
+    nothing else; anything else named by a classic file (a key, a document) is left out, so it is
+    never hashed, listed, or copied into a download folder as "the image"."""
+    from civitgrab_desktop.core.media.sniff import SNIFF_BYTES, type_from_magic
+
+    if path.suffix.lower() not in _MIME_BY_EXT and path.suffix.lower() not in VIDEO_EXTENSIONS:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            kind = type_from_magic(fh.read(SNIFF_BYTES))
+    except OSError:
+        return False
+    return kind is not None and (kind.is_image or kind.is_video)
+
+
 def _file_facts(path: Path) -> _FileFacts:
     digest = hashlib.sha256()
     size = 0
@@ -411,6 +427,9 @@ def _import_batch(
         except (OSError, ValueError):
             found = None
         planned[entry.key] = locator.planned(entry.path)
+        if found is not None and not is_media_file(found):
+            report.error(f"{entry.key}: {found} is not an image or video; left out")
+            found = None
         located[entry.key] = str(found) if found else None
         if found is not None:
             folder = str(found.parent)
