@@ -98,3 +98,31 @@ def test_migration_4_takes_the_folders_of_existing_jobs(tmp_path):
     with LibraryStore(db) as store:
         assert sorted(store.list_roots()) == [(str(tmp_path / "dl"), "download"), (str(tmp_path / "out"), "convert")]
         assert os.path.isabs(store.list_roots()[0][0])
+
+
+def test_the_converter_worker_never_replaces_a_file_outside_the_roots(tmp_path):
+    """The worker checks again at the moment of use: a file the job planned inside the roots that
+    is now a link to a file outside (or simply outside) is left as it is."""
+    import hashlib
+
+    from PIL import Image
+
+    from civitgrab_desktop.jobs.convert_tasks import EncodeOptions, ImageTask
+    from civitgrab_desktop.jobs.convert_worker import run_task
+
+    root, outside = tmp_path / "dl", tmp_path / "victim"
+    root.mkdir()
+    outside.mkdir()
+    victim = outside / "5.png"
+    Image.new("RGB", (40, 30), (9, 99, 199)).save(victim)
+    data = victim.read_bytes()
+    planted = root / "5.png"
+    planted.symlink_to(victim)
+    for src in (victim, planted):
+        task = ImageTask(image_id=5, src=str(src), out_dir=str(src.parent), in_place=True, options=EncodeOptions(),
+                         info={"id": 5}, tags=[], record={"id": 5}, sha256=hashlib.sha256(data).hexdigest(),
+                         roots=Roots((str(root),)))
+        result = run_task(task)
+        assert result.status != "converted", result
+        assert victim.read_bytes() == data and planted.is_symlink()
+        assert not (outside / "5.webp").exists() and not (root / "5.webp").exists()
