@@ -128,3 +128,11 @@ def test_file_problems_are_reported_not_raised(tmp_path):
     problems = write_tag_files(TagFiles(77, [str(webp)], RECORD, TAGS, str(webp), INFO, chosen(tmp_path)))
     assert len(problems) == 2
     assert any("77.json" in p for p in problems) and any("77.webp" in p for p in problems)
+
+
+def test_a_sidecar_nested_too_deeply_is_rewritten_not_a_crash(tmp_path):
+    (tmp_path / "77.png").write_bytes(b"x")
+    (tmp_path / "77.json").write_text("[" * 100_000 + "]" * 100_000)
+    problems = write_tag_files(TagFiles(77, [str(tmp_path / "77.png")], RECORD, TAGS, None, INFO, chosen(tmp_path)))
+    assert problems == []  # unreadable like any broken sidecar: written again from the record
+    assert json.loads((tmp_path / "77.json").read_text())["tags"] == TAGS
