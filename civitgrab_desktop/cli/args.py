@@ -11,7 +11,8 @@ import argparse
 from civitgrab_desktop import __version__
 from civitgrab_desktop.core.config import DEFAULT_API_BASE
 
-SUBCOMMANDS = ("tags", "convert", "export-csv", "migrate", "tagnames", "auth", "update", "queries", "jobs", "resume")
+SUBCOMMANDS = ("tags", "convert", "export-csv", "migrate", "roots", "tagnames", "auth", "update", "queries", "jobs",
+               "resume")
 
 
 class UsageError(Exception):
@@ -49,7 +50,8 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument("--api-base", "--api_base", dest="api_base", default=default, metavar="URL",
                         help=f"CivitAI base URL (default {DEFAULT_API_BASE}; env CIVITGRAB_API_BASE)")
     parser.add_argument("--api-key", "--api_key", dest="api_key", default=default, metavar="KEY",
-                        help="CivitAI API key (default: env CIVITAI_API_KEY, then the OS keychain)")
+                        help="CivitAI API key (visible to other users in the process list and kept in shell history: "
+                        "prefer `civitgrab-cli auth set` (keychain) or env CIVITAI_API_KEY)")
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False,
                         help="verbose logging")
 
@@ -160,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--json", dest="json_path", help="classic downloaded_images.json")
     mig.add_argument("--sqlite", dest="sqlite_path", help="classic tracking_database.sqlite")
     mig.add_argument("folder", nargs="?", help="folder holding the classic files (looks for both)")
+    mig.add_argument("--trust-root", "--trust_root", dest="trust_root", action="append", metavar="DIR",
+                     help="let civitgrab change imported files under DIR (convert in place, tags, delete); "
+                     "repeat for several folders. Files elsewhere are imported read-only")
+
+    rts = add("roots", "list, add or remove the folders civitgrab may change files in")
+    rts.add_argument("action", nargs="?", default="list", choices=("list", "add", "remove"))
+    rts.add_argument("folder", nargs="?", help="for add / remove")
 
     tn = add("tagnames", "list the service's model tags; appends only new ones")
     tn.add_argument("--out", default="tag_names.txt", help="output file (default tag_names.txt)")

@@ -117,6 +117,7 @@ def cmd_export_csv(args, services: Services) -> int:
 
 def cmd_migrate(args, services: Services) -> int:
     from civitgrab_desktop.core.library.classic_import import import_classic
+    from civitgrab_desktop.core.roots import UnusableRootError, usable_root
 
     json_path = Path(args.json_path) if args.json_path else None
     sqlite_path = Path(args.sqlite_path) if args.sqlite_path else None
@@ -132,6 +133,12 @@ def cmd_migrate(args, services: Services) -> int:
     found = [p for p in (json_path, sqlite_path) if p is not None and p.exists()]
     if not found:
         raise UsageError("no classic downloaded_images.json or tracking_database.sqlite found")
+    trusted = []
+    for text in args.trust_root or []:
+        try:
+            trusted.append(usable_root(text))
+        except UnusableRootError as exc:
+            raise UsageError(f"--trust-root {text}: {exc}") from None
 
     async def go() -> int:
         library = await services.open_library()
@@ -141,6 +148,9 @@ def cmd_migrate(args, services: Services) -> int:
                 json_path=json_path if json_path and json_path.exists() else None,
                 sqlite_path=sqlite_path if sqlite_path and sqlite_path.exists() else None,
             )
+            for folder in trusted:
+                await library.add_root(folder, "classic")
+            roots = await library.roots()
         finally:
             await services.close()
         print(
@@ -148,9 +158,73 @@ def cmd_migrate(args, services: Services) -> int:
             f"{report.images_updated} updated, {report.sources_new} new sources, {report.skipped} already known, "
             f"{report.missing_files} files missing on disk, {report.errors} problems"
         )
+        _print_import_folders(report.folders, roots, trusted)
         for message in report.messages[:20]:
             print(f"  {message}", file=sys.stderr)
         return EXIT_OK if not report.errors else EXIT_FAILED
+
+    return run_async(go())
+
+
+def _print_import_folders(folders: dict[str, int], roots, trusted: list[Path]) -> None:
+    """Where the imported files live, and which of those folders civitgrab may change."""
+    if not folders:
+        return
+    print("The imported files live in these folders:")
+    read_only = 0
+    for folder, count in sorted(folders.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FOLDERS_SHOWN]:
+        changeable = roots.covers(folder)
+        read_only += 0 if changeable else count
+        mark = "may be changed" if changeable else "read-only"
+        print(f"  {folder}  ({count} file{'s' if count != 1 else ''}, {mark})")
+    if len(folders) > MAX_FOLDERS_SHOWN:
+        rest = sorted(folders.items(), key=lambda kv: (-kv[1], kv[0]))[MAX_FOLDERS_SHOWN:]
+        read_only += sum(c for f, c in rest if not roots.covers(f))
+        print(f"  … and {len(rest)} more folders")
+    for folder in trusted:
+        print(f"Trusted: {folder} (convert in place, tags and deleting may change files under it)")
+    if read_only:
+        print(
+            f"{read_only} imported file(s) are read-only: civitgrab shows and exports them but never changes, "
+            "moves or deletes them. To allow that, run migrate again with --trust-root FOLDER "
+            "for each folder you trust."
+        )
+
+
+MAX_FOLDERS_SHOWN = 20
+
+
+# -- roots ---------------------------------------------------------------------------------------
+
+
+def cmd_roots(args, services: Services) -> int:
+    from civitgrab_desktop.core.roots import UnusableRootError
+
+    async def go() -> int:
+        library = await services.open_library()
+        try:
+            if args.action == "add":
+                if not args.folder:
+                    raise UsageError("`roots add` needs a folder")
+                try:
+                    path = await library.add_root(args.folder, "user", must_exist=True)
+                except UnusableRootError as exc:
+                    raise UsageError(str(exc)) from None
+                print(f"Added {path}")
+            elif args.action == "remove":
+                if not args.folder:
+                    raise UsageError("`roots remove` needs a folder")
+                removed = await library.remove_root(args.folder)
+                print(f"Removed {args.folder}" if removed else f"{args.folder} was not a root")
+            else:
+                rows = await library.list_roots()
+                if not rows:
+                    print("No folders yet: downloads and conversions add theirs; migrate --trust-root adds classic ones.")
+                for path, kind in rows:
+                    print(f"{kind:<9} {path}")
+            return EXIT_OK
+        finally:
+            await services.close()
 
     return run_async(go())
 

@@ -19,6 +19,7 @@ from civitgrab_desktop.cli.running import (
     run_async,
     run_job,
 )
+from civitgrab_desktop.core.config import mask_secrets
 from civitgrab_desktop.core.library.db import LibraryError
 from civitgrab_desktop.services import Services
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         # one clear line, not a traceback. The traceback goes to the log file when there is one.
         if logging.getLogger().handlers:
             LOG.error("stopped: %s", exc, exc_info=True)
-        print(f"civitgrab-cli: error: {describe_error(exc)}", file=sys.stderr)
+        print(f"civitgrab-cli: error: {mask_secrets(describe_error(exc))}", file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -74,7 +75,15 @@ def _services(args) -> Services:
     )
 
 
+KEY_ON_COMMAND_LINE = (
+    "warning: an API key given on the command line can be read by other users (process list) and stays "
+    "in your shell history; store it once with `civitgrab-cli auth set` (OS keychain) or set CIVITAI_API_KEY"
+)
+
+
 def _dispatch(args, argv: list[str], parser) -> int:
+    if getattr(args, "api_key", None) or (args.command == "auth" and getattr(args, "key", None)):
+        print(KEY_ON_COMMAND_LINE, file=sys.stderr)
     command = args.command
     if command is None:
         return _download(args, argv)

@@ -209,20 +209,37 @@ def resolve_api_base(cli_value: str | None = None, settings: Settings | None = N
 
 
 class _SecretFilter(logging.Filter):
-    """Masks registered secrets (the API key) in every log record, whatever logs them."""
+    """Masks registered secrets (the API key) in every log record, whatever logs them: the
+    message, and the traceback and stack text a handler would print after it (an exception's
+    message or a local URL can hold the key)."""
 
     secrets: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
             msg = record.getMessage()
-            masked = msg
-            for secret in self.secrets:
-                if secret and secret in masked:
-                    masked = masked.replace(secret, "***")
+            masked = mask_secrets(msg)
             if masked != msg:
                 record.msg, record.args = masked, ()
+            if record.exc_info and not record.exc_text:
+                # Formatted here, once: handlers use exc_text when it is set.
+                record.exc_text = _PLAIN_FORMATTER.formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = mask_secrets(record.exc_text)
+            if record.stack_info:
+                record.stack_info = mask_secrets(record.stack_info)
         return True
+
+
+_PLAIN_FORMATTER = logging.Formatter()
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every registered secret replaced by ***."""
+    for secret in _SecretFilter.secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text
 
 
 SECRET_FILTER = _SecretFilter()

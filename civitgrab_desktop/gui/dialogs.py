@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import platform
 import traceback
 
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from civitgrab_desktop import __version__
+from civitgrab_desktop.core.config import mask_secrets
 from civitgrab_desktop.gui import icons
 
 # Shortcuts that are not menu actions (they live on a page).
@@ -123,12 +125,12 @@ class ErrorDialog(QMessageBox):
         self.setIcon(QMessageBox.Icon.Critical)
         self.setWindowTitle("Something went wrong")
         name = getattr(exc_type, "__name__", str(exc_type))
-        self.setText(f"<b>An unexpected error happened:</b><br>{name}: {exc}")
+        self.setText(f"<b>An unexpected error happened:</b><br>{html.escape(mask_secrets(f'{name}: {exc}'))}")
         self._info = "civitgrab keeps running; running jobs are not affected." + (
             f" The details are in the log ({log_hint})." if log_hint else ""
         )
         self.setInformativeText(self._info)
-        self.setDetailedText("".join(traceback.format_exception(exc_type, exc, tb)))
+        self.setDetailedText(mask_secrets("".join(traceback.format_exception(exc_type, exc, tb))))
         self.setStandardButtons(QMessageBox.StandardButton.Ok)
         self.setWindowModality(Qt.WindowModality.NonModal)
         self.count = 1

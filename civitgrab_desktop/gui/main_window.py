@@ -243,6 +243,13 @@ class MainWindow(QMainWindow):
     def open_download_folder(self) -> None:
         open_folder(self.ctx.default_output_dir())
 
+    def import_classic(self):
+        """File → Import from the classic tool (gui/migrate_dialog.py asks which folders to trust)."""
+        from civitgrab_desktop.gui.migrate_dialog import ClassicImport
+
+        self.classic_import = ClassicImport(self)
+        return self.classic_import.start()
+
     def toggle_log(self) -> None:
         self.log_dock.setVisible(not self.log_dock.isVisible())
         if self.log_dock.isVisible():

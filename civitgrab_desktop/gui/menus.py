@@ -51,6 +51,9 @@ def build_menus(window) -> None:
     file_menu.addAction(_action(window, "Open &download folder", window.open_download_folder, None, "folder",
                                      "Open the default download folder"))
     file_menu.addSeparator()
+    file_menu.addAction(_action(window, "&Import from the classic tool…", window.import_classic, None, "download",
+                                "Import downloaded_images.json / tracking_database.sqlite of the classic CLI"))
+    file_menu.addSeparator()
     window.settings_action = _action(window, "&Settings…", window.open_settings, ["Ctrl+,", QKeySequence.StandardKey.Preferences],
                                         "settings", "API key, API base, folders, theme, converter defaults")
     window.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)

@@ -39,8 +39,15 @@ from civitgrab_desktop.core.library.store import new_owner
 from civitgrab_desktop.core.media.exif import exif_info_from_record
 from civitgrab_desktop.core.organize import layouts
 from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError
+from civitgrab_desktop.core.roots import Roots
 from civitgrab_desktop.jobs import convert_worker
-from civitgrab_desktop.jobs.convert_tasks import EncodeOptions, ImageTask, TaskResult, VideoTask
+from civitgrab_desktop.jobs.convert_tasks import (
+    READ_ONLY_REASON,
+    EncodeOptions,
+    ImageTask,
+    TaskResult,
+    VideoTask,
+)
 from civitgrab_desktop.jobs.job import JobState, LibraryJob
 
 LOG = logging.getLogger(__name__)
@@ -158,6 +165,7 @@ class ConvertJob(LibraryJob):
         self.workers = max(1, int(params.workers or os.cpu_count() or 1))
         self.options = EncodeOptions(int(params.quality), bool(params.lossless), int(params.method),
                                      int(params.phash_threshold))
+        self.roots = Roots()  # read from the library when the job starts
         self._pool: ProcessPoolExecutor | None = None
         self._lifeline = None  # a pipe whose EOF tells the workers this process is gone
         self._queue: deque[ImageRow] = deque()
@@ -206,6 +214,7 @@ class ConvertJob(LibraryJob):
             await self._load_prior()
             await self.mark_running(self.owner)
         self._describe()
+        await self._load_roots()
         self.tally.total = await self._count_due()
         if not self.tally.total:
             await self._explain_nothing_due()
@@ -256,6 +265,13 @@ class ConvertJob(LibraryJob):
         with contextlib.suppress(Exception):
             await self.library.update_job(self.job_id, state=self.state.value, progress=self._progress_dict(),
                                           summary=self.summary())
+
+    async def _load_roots(self) -> None:
+        """The folders this job may change files in: the destination (the user chose it for this
+        job) and the roots the library knows (download folders, trusted classic folders)."""
+        if not self.params.in_place and self.params.dest_root is not None:
+            await self.library.add_root(self.params.dest_root, "convert")
+        self.roots = await self.library.roots()
 
     def _describe(self) -> None:
         p = self.params
@@ -366,6 +382,9 @@ class ConvertJob(LibraryJob):
         if not row.path:
             await self._record(TaskResult(row.id, "failed", "the library has no file for this image"))
             return None
+        if p.in_place and not self.roots.contains(row.path):
+            await self._record(TaskResult(row.id, "skipped", READ_ONLY_REASON))
+            return None
         try:
             if p.in_place:
                 out_dir = Path(row.path).parent
@@ -376,7 +395,8 @@ class ConvertJob(LibraryJob):
             return None
         tags = api_tags(await self.library.tags_of(row.id))
         if row.is_video:
-            return VideoTask(row.id, row.path, str(out_dir), p.videos == "move", tags, row.record, row.sha256)
+            return VideoTask(row.id, row.path, str(out_dir), p.videos == "move", tags, row.record, row.sha256,
+                             roots=self.roots)
         copies: tuple[str, ...] = ()
         if p.in_place:
             sources = await self.library.sources_for(row.id)
@@ -384,7 +404,7 @@ class ConvertJob(LibraryJob):
         return ImageTask(
             image_id=row.id, src=row.path, out_dir=str(out_dir), in_place=p.in_place, options=self.options,
             info=exif_info_from_record(row), tags=tags, record=row.record, sha256=row.sha256,
-            created_at=row.created_at, copies=copies,
+            created_at=row.created_at, copies=copies, roots=self.roots,
         )
 
     async def _collect(self, fut: asyncio.Future) -> None:

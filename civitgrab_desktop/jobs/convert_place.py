@@ -43,14 +43,17 @@ def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
-def link_over(src: Path, dst: Path) -> str:
+def link_over(src: Path, dst: Path, *, hardlink: bool = True) -> str:
     """Make `dst` the same file as `src` (hard link, else a copy), replacing what is at `dst`
-    atomically. Returns "hardlink" or "copy"."""
-    if _same_file(src, dst):  # a killed run got this far already
+    atomically. Returns "hardlink" or "copy". `hardlink=False` always copies: a read-only file
+    (outside the chosen folders) must never share its inode with a file we may change later."""
+    if hardlink and _same_file(src, dst):  # a killed run got this far already
         return "hardlink"
     tmp = temp_name(dst)
     try:
         try:
+            if not hardlink:
+                raise OSError("a copy was asked for")
             os.link(src, tmp)
             how = "hardlink"
         except OSError:
@@ -114,6 +117,9 @@ def finish_in_place(task, original_stat: os.stat_result | None, final: Path, res
         new = old.with_name(final.name)
         if old in (src, final) or new == final:
             continue
+        if not (task.roots.contains(old) and task.roots.contains(new)):
+            result.notes.append(f"image {task.image_id}: left {old} as it is: it is outside the folders you chose")
+            continue
         remove_stale_temps(new)
         if old.exists() and not _same_file(old, final):
             if not _is_copy_of_original(old, original_stat, task.sha256):
@@ -135,6 +141,7 @@ def finish_in_place(task, original_stat: os.stat_result | None, final: Path, res
         if new != old:
             result.moved_paths[str(old)] = str(new)
     if src != final and src.exists():
+        task.roots.check(src, "delete")
         src.unlink()
         files.fsync_dir(src.parent)
     result.original_removed = True
@@ -157,22 +164,27 @@ def place_video(task: VideoTask) -> TaskResult:
     if not check.ok:
         raise ItemFailed(f"the video is damaged: {check.reason}")
     out_dir = Path(task.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / f"{task.image_id}{src.suffix.lower() or kind.ext}"
+    task.roots.check(dst, "write")
+    out_dir.mkdir(parents=True, exist_ok=True)
     size = src.stat().st_size
     remove_stale_temps(dst)
+    changeable = task.roots.contains(src)  # a read-only original is copied, never moved or linked
+    notes = []
+    if task.move and not changeable:
+        notes.append(f"image {task.image_id}: copied {src} instead of moving it: it is outside the folders you chose")
     if dst == src:
         how = "in place"
-    elif task.move:
+    elif task.move and changeable:
         how = _move(src, dst)
     else:
-        how = link_over(src, dst)
+        how = link_over(src, dst, hardlink=changeable)
     write_sidecar(dst, task.record, task.tags, None)
     if how == "moved":
         _carry_sidecars(src, dst, task.image_id)
     return TaskResult(
         task.image_id, "converted", how=how, webp_path=str(dst), src_bytes=size, webp_bytes=size,
-        original_removed=task.move and dst != src,
+        original_removed=how == "moved", notes=notes,
     )
 
 
@@ -198,10 +210,11 @@ def _carry_sidecars(src: Path, dst: Path, image_id: int) -> None:
 def _moved_before(task: VideoTask) -> TaskResult | None:
     """A run killed after moving this video but before recording it: the video is at its place
     in the organized folder (same content as the download). Finish the bookkeeping."""
-    if not task.move or not task.sha256:
+    if not task.move or not task.sha256 or not task.roots.contains(task.src):
         return None
     src = Path(task.src)
     dst = Path(task.out_dir) / f"{task.image_id}{src.suffix.lower()}"
+    task.roots.check(dst, "write")
     if dst == src or not dst.is_file() or files.sha256_file(dst) != task.sha256:
         return None
     remove_stale_temps(dst)

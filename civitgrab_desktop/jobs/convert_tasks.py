@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from civitgrab_desktop.core.roots import Roots
+
 
 class ItemFailed(Exception):
     """This item cannot be converted; the message is the reason recorded in the library."""
@@ -16,6 +18,11 @@ class HashMismatch(ItemFailed):
 
 class ItemSkipped(Exception):
     """Not something the converter handles (never claimed again); the message says why."""
+
+
+# The reason an image outside every chosen folder is not converted in place (core/roots.py);
+# trusting its folder later makes it convertible again (library roots_store.READ_ONLY_SKIP).
+READ_ONLY_REASON = "read-only: the file is outside the folders you chose; trust its folder to convert it in place"
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class ImageTask:
     sha256: str | None = None  # of the original at download time
     created_at: str | None = None
     copies: tuple[str, ...] = ()  # in place: other query folders' links of the original
+    roots: Roots = Roots()  # where files may be written or removed (checked before each change)
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,7 @@ class VideoTask:
     tags: list[dict[str, Any]]
     record: dict[str, Any]
     sha256: str | None = None  # of the download: recognizes a move a killed run did not record
+    roots: Roots = Roots()  # where files may be written or removed (checked before each change)
 
 
 @dataclass

@@ -40,8 +40,10 @@ from civitgrab_desktop.core.media.webp_riff import (
     with_exif,
 )
 from civitgrab_desktop.core.organize import sidecars
+from civitgrab_desktop.core.roots import OutsideRootsError
 from civitgrab_desktop.jobs import convert_place as place
 from civitgrab_desktop.jobs.convert_tasks import (
+    READ_ONLY_REASON,
     EncodeOptions,
     HashMismatch,
     ImageTask,
@@ -98,6 +100,8 @@ def run_task(task: ImageTask | VideoTask) -> TaskResult:
         return TaskResult(task.image_id, "failed", str(exc))
     except ItemSkipped as exc:
         return TaskResult(task.image_id, "skipped", str(exc))
+    except OutsideRootsError as exc:  # a path led out of the chosen folders since it was planned
+        return TaskResult(task.image_id, "failed", str(exc))
     except OSError as exc:
         return TaskResult(task.image_id, "failed", f"file error: {exc}")
     except Exception as exc:  # a hostile file must not end the job
@@ -111,6 +115,9 @@ def convert_image(task: ImageTask) -> TaskResult:
     src = Path(task.src)
     out_dir = Path(task.out_dir)
     final = out_dir / f"{task.image_id}.webp"
+    if task.in_place and not task.roots.contains(src):
+        raise ItemSkipped(READ_ONLY_REASON)  # in place would replace and delete it
+    task.roots.check(final, "write")
     if not src.is_file():
         if task.in_place and final.is_file():
             return _adopt(task, final)
@@ -225,8 +232,11 @@ def _encode(src: Path, data: bytes, tmp: Path, exif: bytes, options: EncodeOptio
             icc = im.info.get("icc_profile") if im.mode != "CMYK" else None
             still = _to_webp_mode(_oriented(im))
             still.load()
-    except (ItemFailed, WebPFormatError):
+    except (ItemFailed, ItemSkipped, WebPFormatError):
         raise
+    except Image.DecompressionBombError as exc:
+        # the same file next time too: set aside for good (skipped), not retried by every run
+        raise ItemSkipped(f"the original is too large to decode safely ({exc})") from exc
     except Exception as exc:  # Pillow raises many types for a broken file
         raise ItemFailed(f"cannot decode the original: {type(exc).__name__}: {exc}") from exc
     expected = _Expected(still.size, 1, image_hash(still))

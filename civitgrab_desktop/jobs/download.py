@@ -26,12 +26,14 @@ from civitgrab_desktop.core.civitai import rest, urls
 from civitgrab_desktop.core.civitai.client import CivitaiClient, CivitaiError
 from civitgrab_desktop.core.civitai.records import NSFW_CHOICES, ImageRecord, RecordError, parse_image
 from civitgrab_desktop.core.library.async_library import Library
+from civitgrab_desktop.core.library.csv_export import csv_row
 from civitgrab_desktop.core.library.store import Source, new_owner
 from civitgrab_desktop.core.media import files
 from civitgrab_desktop.core.media.sniff import ALL_TYPES, SNIFF_BYTES, detect_type
 from civitgrab_desktop.core.media.verify import verify_media
 from civitgrab_desktop.core.organize import layouts, sidecars
 from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError, fit_filename
+from civitgrab_desktop.core.roots import OutsideRootsError, Roots
 from civitgrab_desktop.jobs.fetch import fetch_to_part
 from civitgrab_desktop.jobs.job import JobState, LibraryJob, RateLimitedEvent
 
@@ -158,6 +160,7 @@ class DownloadJob(LibraryJob):
         self._handled: set[int] = set()  # ids a worker already took (a page may list an id twice)
         self._site_base = urls.site_origin(client.api_base)
         self._disk_full: str | None = None
+        self.roots = Roots((str(self.output_dir),))  # + the library's roots when the job starts
         self.client.add_wait_listener(self._on_wait)
 
     # -- events ----------------------------------------------------------------------------------
@@ -169,6 +172,8 @@ class DownloadJob(LibraryJob):
 
     async def execute(self) -> None:
         await self.mark_running(self.owner)
+        await self.library.add_root(self.output_dir, "download")  # the user chose it for this job
+        self.roots = await self.library.roots()
         self.tally.total = 0
         workers = [asyncio.create_task(self._worker(), name=f"dl-worker-{i}") for i in range(self.workers)]
         try:
@@ -628,7 +633,7 @@ class DownloadJob(LibraryJob):
         loop = asyncio.get_running_loop()
         try:
             final = await loop.run_in_executor(None, self._place, fetched, item)
-        except (OSError, PathTooLong, UnsafePathError) as exc:
+        except (OSError, PathTooLong, UnsafePathError, OutsideRootsError) as exc:
             with contextlib.suppress(OSError):
                 part.unlink()
             await self._write_failed(item, exc)
@@ -670,7 +675,7 @@ class DownloadJob(LibraryJob):
         record = item.record
         try:
             await loop.run_in_executor(None, self._finish_found, path, record)
-        except OSError as exc:
+        except (OSError, OutsideRootsError) as exc:
             await self._write_failed(item, exc)
             return True
         unlinked = await self.library.mark_downloaded(
@@ -710,6 +715,7 @@ class DownloadJob(LibraryJob):
         return None
 
     def _finish_found(self, path: Path, record: ImageRecord) -> None:
+        self.roots.check(path, "record")
         if record.created_at:
             files.set_mtime(path, record.created_at)
         self._write_sidecars(path, record, None)
@@ -721,6 +727,7 @@ class DownloadJob(LibraryJob):
         name = layouts.classic_filename(item.record.id, fetched.media.ext)
         final = final_dir / fit_filename(final_dir, name, self.params.max_path)
         files.ensure_inside(self.output_dir, final)
+        self.roots.check(final, "write")
         os.replace(fetched.part_path, final)
         if item.record.created_at:
             files.set_mtime(final, item.record.created_at)
@@ -746,7 +753,7 @@ class DownloadJob(LibraryJob):
             loop = asyncio.get_running_loop()
             try:
                 how = await loop.run_in_executor(None, self._link_copy, existing, target_path, item.record, tags or None)
-            except (OSError, PathTooLong, UnsafePathError) as exc:
+            except (OSError, PathTooLong, UnsafePathError, OutsideRootsError) as exc:
                 self.tally.fail(str(item.record.id), f"could not link into the query folder: {exc}")
                 item.target.failed += 1
                 return
@@ -757,8 +764,11 @@ class DownloadJob(LibraryJob):
 
     def _link_copy(self, src: Path, dst: Path, record: ImageRecord, tags) -> str:
         files.ensure_inside(self.output_dir, dst)
+        self.roots.check(dst, "link into")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        how = files.link_or_copy(src, dst)
+        # A file outside the roots (imported read-only) is copied: a hard link would let later
+        # work on this copy reach the original.
+        how = files.link_or_copy(src, dst, hardlink=self.roots.contains(src))
         self._write_sidecars(dst, record, tags)
         return how
 
@@ -771,16 +781,20 @@ class DownloadJob(LibraryJob):
             if dst == final:
                 continue
             record = await self._record_for(image_id)
+            if not self.roots.contains(dst):  # another process may have added its folder since
+                self.roots = (await self.library.roots()).with_folder(self.output_dir)
             loop = asyncio.get_running_loop()
             try:
                 await loop.run_in_executor(None, self._link_copy_any_root, final, dst, record)
-            except (OSError, PathTooLong, UnsafePathError) as exc:
+            except (OSError, PathTooLong, UnsafePathError, OutsideRootsError) as exc:
                 LOG.warning("could not link image %s to %s: %s", image_id, dst, exc)
                 continue
             await self.library.mark_source_linked(image_id, src.target_type, src.target_value, str(dst))
 
     def _link_copy_any_root(self, src: Path, dst: Path, record: ImageRecord | None) -> None:
-        # Another process planned this path inside its own output folder.
+        # Another process planned this path inside its own output folder, or an imported classic
+        # record named it: only a path under a chosen folder gets the file.
+        self.roots.check(dst, "link into")
         dst.parent.mkdir(parents=True, exist_ok=True)
         files.link_or_copy(src, dst)
         if record is not None:
@@ -839,9 +853,9 @@ class DownloadJob(LibraryJob):
                     rel = os.path.relpath(rel, tag_dir) if rel else ""
                 others = row["other_tags"] or [""]
                 for other in others:
-                    writer.writerow([target.target_value, other, row["checkpoint_name"] or "", rel, row["url"] or ""])
+                    writer.writerow(csv_row([target.target_value, other, row["checkpoint_name"], rel, row["url"]]))
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, _write_text, path, buf.getvalue())
+            await loop.run_in_executor(None, _write_text, self.roots.check(path, "write"), buf.getvalue())
             self.message(f"tag {target.identifier}: summary written to {path}")
 
 

@@ -21,6 +21,7 @@ from civitgrab_desktop.core.civitai.client import (
     BadPayloadError,
     CivitaiClient,
     TransportError,
+    UnreadableAnswerError,
     redact_url,
 )
 from civitgrab_desktop.core.media.sniff import MediaType, detect_type
@@ -126,7 +127,9 @@ async def fetch_to_part(
             digest = await loop.run_in_executor(None, writer.finish)
             check = await loop.run_in_executor(None, verify_media, part_path, media)
             if not check.ok:
-                raise BadPayloadError(f"the file does not decode: {check.reason}", url=redact_url(url))
+                # A decompression bomb is the same bytes next time: fail once, not after every retry.
+                error = UnreadableAnswerError if check.permanent else BadPayloadError
+                raise error(f"the file does not decode: {check.reason}", url=redact_url(url))
             return Fetched(part_path, media, writer.size, digest, check.width, check.height)
         except BaseException:
             if on_bytes and counted:

@@ -33,6 +33,7 @@ from civitgrab_desktop.core.library.store import new_owner
 from civitgrab_desktop.core.media.exif import build_exif, exif_info_from_record, read_exif
 from civitgrab_desktop.core.media.webp import insert_exif
 from civitgrab_desktop.core.organize.sidecars import SidecarError, update_json_sidecar_tags
+from civitgrab_desktop.core.roots import OutsideRootsError, Roots
 from civitgrab_desktop.jobs.job import JobState, JobStopped, LibraryJob, RateLimitedEvent
 
 LOG = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class TagsJob(LibraryJob):
         self._saves: set[asyncio.Task] = set()
         self._save_slots = asyncio.Semaphore(params.workers)
         self._browser: BrowserTagFetcher | None = None
+        self._roots: Roots | None = None
         self.client.add_wait_listener(self._on_wait)
 
     # -- events and persistence --------------------------------------------------------------------
@@ -342,7 +344,10 @@ class TagsJob(LibraryJob):
                 # A video placed in the organized layout has a sidecar there, but no EXIF.
                 if Path(conversion.webp_path).suffix.lower() == ".webp":
                     webp = conversion.webp_path
-        plan = TagFiles(row.id, list(dict.fromkeys(paths)), row.record or None, dicts, webp, exif_info_from_record(row))
+        if self._roots is None:  # the folders whose files may be changed (core/roots.py)
+            self._roots = await self.library.roots()
+        plan = TagFiles(row.id, list(dict.fromkeys(paths)), row.record or None, dicts, webp, exif_info_from_record(row),
+                        self._roots)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, write_tag_files, plan)
 
@@ -369,24 +374,30 @@ class TagFiles:
     tags: list[dict[str, Any]]
     webp_path: str | None
     exif_info: dict[str, Any]
+    roots: Roots = Roots()  # files outside these are read-only: their tags live in the library only
 
 
 def write_tag_files(plan: TagFiles) -> list[str]:
     """Put the tags into the sidecar next to every copy of the media file and into the WebP's
-    EXIF; returns the problems (empty when everything was written)."""
+    EXIF; returns the problems (empty when everything was written). Files outside the chosen
+    folders (imported read-only) are left as they are."""
     problems: list[str] = []
     sidecar_paths = dict.fromkeys(Path(p).parent / f"{plan.image_id}.json" for p in plan.media_paths if Path(p).exists())
     for sidecar in sidecar_paths:
+        if not plan.roots.contains(sidecar):
+            continue
         try:
+            plan.roots.check(sidecar, "write")
             update_json_sidecar_tags(sidecar, plan.tags, record_raw=plan.record)
         except FileNotFoundError:
             continue  # no sidecar and no record to write one from
-        except (OSError, SidecarError) as exc:
+        except (OSError, SidecarError, OutsideRootsError) as exc:
             problems.append(f"could not write {sidecar}: {exc}")
-    if plan.webp_path and Path(plan.webp_path).exists():
+    if plan.webp_path and Path(plan.webp_path).exists() and plan.roots.contains(plan.webp_path):
         try:
+            plan.roots.check(plan.webp_path, "write")
             insert_exif(plan.webp_path, build_exif(_exif_info(plan), plan.tags).data)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # OutsideRootsError is a ValueError
             problems.append(f"could not write the tags into {plan.webp_path}: {exc}")
     return problems
 

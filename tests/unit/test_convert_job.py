@@ -24,6 +24,7 @@ def add_images(db: Path, folder: Path, specs: list[dict]) -> dict[int, Path]:
     """Register files as downloads: spec keys id, user, level, version, fmt, tags (TagVote list)."""
     paths: dict[int, Path] = {}
     with LibraryStore(db) as store:
+        store.add_root(folder, "download")  # the download folder the user chose
         for spec in specs:
             image_id, fmt = spec["id"], spec.get("fmt", "jpeg")
             path = folder / spec.get("user", "alice") / f"{image_id}.{fmt}"
@@ -144,6 +145,7 @@ async def test_in_place_points_the_library_at_the_webp(setup):
     linked.parent.mkdir()
     os.link(paths[101], linked)
     with LibraryStore(db) as store:
+        store.add_root(linked.parent, "download")  # another query's download folder
         store.mark_source_linked(101, "tag", "sea", str(linked))
     job, summary = await run_job(db, ConvertParams(in_place=True, videos=None, dest=None))
     assert summary["done"] == 4 and job.all_converted  # the video is not touched in place

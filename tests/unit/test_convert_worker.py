@@ -15,6 +15,7 @@ from PIL import Image, PngImagePlugin
 
 from civitgrab_desktop.core.media.exif import read_exif
 from civitgrab_desktop.core.media.webp_riff import image_chunks, parse_chunks
+from civitgrab_desktop.core.roots import Roots
 from civitgrab_desktop.jobs.convert_tasks import EncodeOptions, ImageTask, ItemFailed, TaskResult, VideoTask
 from civitgrab_desktop.jobs.convert_worker import _Expected, image_hash, run_task, verify_webp
 from tests.unit.test_media_samples import frames, photo
@@ -42,9 +43,14 @@ def task(src: Path, out: Path, image_id: int = 1, **kw) -> ImageTask:
             "modelVersionName": "v1.0", "meta": rec["meta"]}
     defaults = dict(image_id=image_id, src=str(src), out_dir=str(out), in_place=False, options=EncodeOptions(),
                     info=info, tags=TAGS, record=rec, sha256=hashlib.sha256(src.read_bytes()).hexdigest(),
-                    created_at=rec["createdAt"])
+                    created_at=rec["createdAt"], roots=roots_of(src, out))
     defaults.update(kw)
     return ImageTask(**defaults)
+
+
+def roots_of(*paths) -> Roots:
+    """The test's folder is the folder the user chose (core/roots.py)."""
+    return Roots((os.path.commonpath([os.path.dirname(str(p)) for p in paths] + [str(paths[0])]),))
 
 
 def save(im: Image.Image, path: Path, fmt: str, **params) -> Path:
@@ -313,7 +319,8 @@ def test_moved_video_killed_before_it_was_recorded_is_not_lost(tmp_path):
     src.parent.mkdir()
     src.write_bytes((MEDIA / "clip_64.mp4").read_bytes())
     sha = hashlib.sha256(src.read_bytes()).hexdigest()
-    t = VideoTask(25, str(src), str(tmp_path / "out"), True, TAGS, record(25, type="video"), sha)
+    t = VideoTask(25, str(src), str(tmp_path / "out"), True, TAGS, record(25, type="video"), sha,
+                  roots=Roots((str(tmp_path),)))
     assert run_task(t).status == "converted" and not src.exists()
     (tmp_path / "out" / ".25.json.k1l2m3n4.tmp").write_text("{half")  # killed writing the sidecar
     again = run_task(t)  # the library still points at the old place
@@ -335,7 +342,7 @@ def test_video_placed_by_a_killed_run_leaves_no_temp_link(tmp_path, move):
     out.mkdir()
     os.link(src, out / "26.webm")  # the killed run's work, not recorded
     t = VideoTask(26, str(src), str(out), move, TAGS, record(26, type="video"),
-                  hashlib.sha256(src.read_bytes()).hexdigest())
+                  hashlib.sha256(src.read_bytes()).hexdigest(), roots=Roots((str(tmp_path),)))
     result = run_task(t)
     assert result.status == "converted", result.reason
     assert no_temp_files(tmp_path) and (out / "26.webm").read_bytes() == (MEDIA / "clip_64.webm").read_bytes()
@@ -376,7 +383,8 @@ def test_videos_are_placed_with_their_sidecar(tmp_path, move):
     original = src.read_bytes()
     (src.parent / "20.json").write_text(json.dumps(record(20, type="video")))
     (src.parent / "20_meta.txt").write_text("prompt: a lighthouse")
-    result = run_task(VideoTask(20, str(src), str(tmp_path / "out"), move, TAGS, record(20, type="video")))
+    result = run_task(VideoTask(20, str(src), str(tmp_path / "out"), move, TAGS, record(20, type="video"),
+                                roots=Roots((str(tmp_path),))))
     assert result.status == "converted", result.reason
     placed = tmp_path / "out" / "20.mp4"
     assert placed.read_bytes() == original and result.webp_path == str(placed)
@@ -392,7 +400,7 @@ def test_videos_are_placed_with_their_sidecar(tmp_path, move):
 def test_damaged_video_is_not_placed(tmp_path):
     src = tmp_path / "21.mp4"
     src.write_bytes((MEDIA / "clip_64.mp4").read_bytes()[:900])
-    result = run_task(VideoTask(21, str(src), str(tmp_path / "out"), True, [], record(21)))
+    result = run_task(VideoTask(21, str(src), str(tmp_path / "out"), True, [], record(21), roots=Roots((str(tmp_path),))))
     assert result.status == "failed" and "damaged" in result.reason and src.exists()
 
 

@@ -46,13 +46,13 @@ def classic(tmp_path):
     dl = base / "image_downloads"
     files = {
         123: _write(dl / "alice" / "123.jpeg", b"\xff\xd8\xff jpeg 123"),
-        125: _write(dl / "bob" / "125.png", b"\x89PNG png 125"),
+        125: _write(dl / "bob" / "125.png", b"\x89PNG\r\n\x1a\n png 125"),
         # The classic sorter moved 200 into a model folder after recording its path.
-        200: _write(dl / "Username_Search" / "alice" / "juggernautXL" / "200.png", b"\x89PNG png 200"),
+        200: _write(dl / "Username_Search" / "alice" / "juggernautXL" / "200.png", b"\x89PNG\r\n\x1a\n png 200"),
         201: _write(dl / "Model_ID_Search" / "model_77" / "201.jpeg", b"\xff\xd8\xff 201"),
-        202: _write(dl / "Model_Tag_Search" / "cute_cats" / "model_77" / "202.png", b"\x89PNG 202"),
+        202: _write(dl / "Model_Tag_Search" / "cute_cats" / "model_77" / "202.png", b"\x89PNG\r\n\x1a\n 202"),
         204: _write(dl / "204.jpeg", b"\xff\xd8\xff 204"),
-        205: _write(dl / "Username_Search" / "alice" / "205.png", b"\x89PNG 205"),
+        205: _write(dl / "Username_Search" / "alice" / "205.png", b"\x89PNG\r\n\x1a\n 205"),
         206: _write(dl / "Username_Search" / "alice" / "206.mp4", b"\x00\x00\x00\x18ftypmp42 206"),
     }
     entries = {
@@ -189,7 +189,8 @@ def test_import_keeps_everything_and_reruns_add_nothing(classic, tmp_path):
         assert (img.dl_state, img.path, img.url) == ("pending", None, f"{CDN}/124/original=true/124.jpeg")
         (src,) = store.sources_for(124)
         assert (src.target_type, src.target_value, src.linked) == ("classic", "HD", False)
-        assert src.path == "image_downloads/alice/124.png"
+        # the plan is absolute: relative to the classic folder, never to a later job's folder
+        assert src.path == str(classic["base"].resolve() / "image_downloads/alice/124.png")
         assert store.image(203).dl_state == "pending" and store.image(203).url.startswith(CDN)
 
         # Search tags are sources of type 'tag', never community tags.
@@ -213,7 +214,7 @@ def test_import_keeps_everything_and_reruns_add_nothing(classic, tmp_path):
         assert store.count_images() == 10
 
         # The missing file turns up: the next import completes the pending image.
-        _write(classic["base"] / "image_downloads" / "alice" / "124.png", b"\x89PNG late")
+        _write(classic["base"] / "image_downloads" / "alice" / "124.png", b"\x89PNG\r\n\x1a\n late")
         late = import_classic(store, json_path=classic["json"])
         assert (late.images_new, late.images_updated, late.sources_new) == (0, 1, 0)
         assert store.image(124).dl_state == "done" and store.image(124).mime == "image/png"

@@ -12,6 +12,7 @@ from PIL import Image
 from civitgrab_desktop.core.civitai.records import TagVote
 from civitgrab_desktop.core.media.exif import build_exif, read_exif
 from civitgrab_desktop.core.media.webp_riff import image_chunks, parse_chunks
+from civitgrab_desktop.core.roots import Roots
 from civitgrab_desktop.jobs.tags import TagFiles, TagsParams, _tag_dict, write_tag_files
 
 
@@ -57,6 +58,27 @@ def make_webp(path: Path, info: dict) -> None:
     Image.new("RGB", (16, 12), (200, 30, 40)).save(path, "WEBP", quality=80, exif=build_exif(info, []).data)
 
 
+def chosen(folder: Path) -> Roots:
+    """The test's folder is a folder the user chose (core/roots.py)."""
+    return Roots((str(folder),))
+
+
+def test_files_outside_the_chosen_folders_are_left_alone(tmp_path):
+    inside, outside = tmp_path / "dl", tmp_path / "imported"
+    inside.mkdir()
+    outside.mkdir()
+    for folder in (inside, outside):
+        (folder / "77.png").write_bytes(b"x")
+    (outside / "77.json").write_text('{"id": 77}')
+    webp = outside / "77.webp"
+    make_webp(webp, INFO)
+    before = {p: p.read_bytes() for p in outside.iterdir()}
+    plan = TagFiles(77, [str(inside / "77.png"), str(outside / "77.png")], RECORD, TAGS, str(webp), INFO, chosen(inside))
+    assert write_tag_files(plan) == []
+    assert json.loads((inside / "77.json").read_text())["tags"] == TAGS
+    assert {p: p.read_bytes() for p in outside.iterdir()} == before
+
+
 def test_sidecars_next_to_every_copy(tmp_path):
     a, b, gone = tmp_path / "a", tmp_path / "b", tmp_path / "gone"
     a.mkdir()
@@ -64,7 +86,8 @@ def test_sidecars_next_to_every_copy(tmp_path):
     (a / "77.png").write_bytes(b"x")
     (b / "77.png").write_bytes(b"x")
     (a / "77.json").write_text(json.dumps({"id": 77, "kept": True, "tags": [{"id": 9, "name": "old"}]}))
-    plan = TagFiles(77, [str(a / "77.png"), str(b / "77.png"), str(gone / "77.png")], RECORD, TAGS, None, INFO)
+    plan = TagFiles(77, [str(a / "77.png"), str(b / "77.png"), str(gone / "77.png")], RECORD, TAGS, None, INFO,
+                    chosen(tmp_path))
     assert write_tag_files(plan) == []
     first = json.loads((a / "77.json").read_text())
     assert first == {"id": 77, "kept": True, "tags": TAGS}  # only "tags" changed
@@ -75,7 +98,7 @@ def test_sidecars_next_to_every_copy(tmp_path):
 
 def test_sidecar_missing_without_a_record_is_left_alone(tmp_path):
     (tmp_path / "77.png").write_bytes(b"x")
-    assert write_tag_files(TagFiles(77, [str(tmp_path / "77.png")], None, TAGS, None, INFO)) == []
+    assert write_tag_files(TagFiles(77, [str(tmp_path / "77.png")], None, TAGS, None, INFO, chosen(tmp_path))) == []
     assert not (tmp_path / "77.json").exists()
 
 
@@ -84,7 +107,7 @@ def test_webp_exif_gets_the_tags_without_reencoding(tmp_path):
     old_info = {**INFO, "modelName": "Anime XL", "meta": {"prompt": "a cat", "parameters": "a cat\nSteps: 20"}}
     make_webp(webp, old_info)
     pixels = image_chunks(parse_chunks(webp.read_bytes()))
-    plan = TagFiles(77, [str(webp)], RECORD, TAGS, str(webp), INFO)
+    plan = TagFiles(77, [str(webp)], RECORD, TAGS, str(webp), INFO, chosen(tmp_path))
     assert write_tag_files(plan) == []
     exif = read_exif(webp)
     payload = exif["user_comment"]
@@ -102,6 +125,14 @@ def test_file_problems_are_reported_not_raised(tmp_path):
     webp.write_bytes(b"RIFF\x04\x00\x00\x00WEBPjunk")
     blocked = tmp_path / "77.json"
     blocked.mkdir()  # a folder where the sidecar should be
-    problems = write_tag_files(TagFiles(77, [str(webp)], RECORD, TAGS, str(webp), INFO))
+    problems = write_tag_files(TagFiles(77, [str(webp)], RECORD, TAGS, str(webp), INFO, chosen(tmp_path)))
     assert len(problems) == 2
     assert any("77.json" in p for p in problems) and any("77.webp" in p for p in problems)
+
+
+def test_a_sidecar_nested_too_deeply_is_rewritten_not_a_crash(tmp_path):
+    (tmp_path / "77.png").write_bytes(b"x")
+    (tmp_path / "77.json").write_text("[" * 100_000 + "]" * 100_000)
+    problems = write_tag_files(TagFiles(77, [str(tmp_path / "77.png")], RECORD, TAGS, None, INFO, chosen(tmp_path)))
+    assert problems == []  # unreadable like any broken sidecar: written again from the record
+    assert json.loads((tmp_path / "77.json").read_text())["tags"] == TAGS

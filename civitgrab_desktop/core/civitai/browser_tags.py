@@ -18,6 +18,12 @@ Network rules are the client's: only allowed hosts are contacted (everything els
 are images, media and fonts, which we never need), the API key goes only where the client would
 send it, requests to a host wait for its politeness slot, and failures retry under the client's
 retry policy.
+
+The key and redirects: Playwright routes only the first request of a redirect chain, and a header
+added there travels along every hop Chromium follows. So a request that may carry the key (a page
+or an XHR to the API base or the site) is not continued: it is fetched here, one hop at a time,
+each hop judged again (allowed host? may it carry the key?), and the browser gets the final answer.
+Requests that carry no key (scripts, styles) are continued as they are.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 from civitgrab_desktop.core.civitai import urls
 from civitgrab_desktop.core.civitai.browsers import (
@@ -46,6 +52,7 @@ from civitgrab_desktop.core.civitai.client import (
     ServerError,
     TransportError,
     parse_retry_after,
+    redact_url,
 )
 from civitgrab_desktop.core.civitai.records import TagVote
 from civitgrab_desktop.core.civitai.trpc import TrpcRefused
@@ -54,6 +61,10 @@ LOG = logging.getLogger(__name__)
 
 DEFAULT_PAGES = 4
 BLOCKED_RESOURCES = frozenset({"image", "media", "font", "manifest", "texttrack"})
+# What needs the key: the page itself and the data it loads. Static files never carry it.
+KEYED_RESOURCES = frozenset({"document", "xhr", "fetch"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 _SCORE_RE = re.compile(r"Score:\s*(-?\d+)")
 _HTTP_RE = re.compile(r"HTTP (\d{3})")
 
@@ -269,11 +280,38 @@ class BrowserTagFetcher:
             await route.abort()
             return
         # The client's own rule for which URLs may carry the key (the API base and the site).
-        auth = self.client.auth_headers(url)
-        if auth:
-            await route.continue_(headers={**request.headers, **auth})
+        if request.resource_type in KEYED_RESOURCES and self.client.auth_headers(url):
+            await self._fetch_hop_by_hop(route, request)
         else:
             await route.continue_()
+
+    async def _fetch_hop_by_hop(self, route, request) -> None:
+        """Fetch a key-carrying request here, following redirects by hand: each hop gets the key
+        only if its own URL may carry it, and a hop to a host that is not allowed ends the
+        request (the browser never sees the redirect, so it never follows one unrouted)."""
+        current, method = request.url, request.method
+        body = request.post_data_buffer
+        for _ in range(MAX_REDIRECTS + 1):
+            headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
+            headers.update(self.client.auth_headers(current))
+            response = await self._context.request.fetch(
+                current, method=method, headers=headers, data=body, max_redirects=0,
+                timeout=self.timeout_ms, fail_on_status_code=False,
+            )
+            location = response.headers.get("location")
+            if response.status not in REDIRECT_STATUSES or not location:
+                await route.fulfill(response=response)
+                return
+            target = urljoin(current, location)
+            await response.dispose()
+            if not self.client.policy.is_allowed(target):
+                LOG.warning("browser: refused a redirect to a host that is not allowed: %s", redact_url(target))
+                await route.abort("blockedbyclient")
+                return
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, body = "GET", None
+            current = target
+        await route.abort("failed")
 
     # -- fetching ----------------------------------------------------------------------------------
 

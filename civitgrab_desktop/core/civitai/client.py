@@ -8,6 +8,9 @@
 - tenacity retries timeouts, connection errors, 429 and 5xx, and bad payloads (an HTML page or a
   truncated body instead of media); listing pages are retried harder than files; other 4xx fail at
   once with the service's reason.
+- Answers are hostile until parsed: a JSON body is read up to a cap its caller names (per
+  endpoint), and JSON nested deeper than MAX_JSON_DEPTH is refused; both fail once with a clear
+  reason (retrying would get the same answer), never with a RecursionError or a memory spike.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ USER_AGENT = f"civitgrab/{__version__} (+desktop downloader)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
+DEFAULT_MAX_JSON_BYTES = 16 * 1024 * 1024  # callers name their endpoint's own cap
+# Real answers nest a dozen levels (a ComfyUI workflow in `meta`); far deeper is hostile and would
+# break every recursive reader after us (json.dumps into the library, sidecars, EXIF).
+MAX_JSON_DEPTH = 100
+_READ_CHUNK = 256 * 1024
 
 
 class CivitaiError(Exception):
@@ -85,6 +93,43 @@ class HostNotAllowedError(CivitaiError):
     pass
 
 
+class UnreadableAnswerError(CivitaiError):
+    """An answer we refuse to parse (too large, nested too deeply): the same request would get
+    the same answer, so it is not retried."""
+
+
+def json_depth_exceeds(data: Any, limit: int) -> bool:
+    """Is `data` nested deeper than `limit` (lists and objects)? Iterative: never recurses."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def parse_json_answer(raw: bytes, url: str) -> Any:
+    """The JSON of an answer, or a CivitaiError saying why not (every parse failure is one)."""
+    try:
+        data = json.loads(raw)
+    except RecursionError as exc:
+        raise UnreadableAnswerError("the service sent JSON nested too deeply to read", url=redact_url(url)) from exc
+    except ValueError as exc:
+        raise BadPayloadError("the service sent a page that is not JSON", url=redact_url(url)) from exc
+    if json_depth_exceeds(data, MAX_JSON_DEPTH):
+        raise UnreadableAnswerError(
+            f"the service sent JSON nested deeper than {MAX_JSON_DEPTH} levels; refused", url=redact_url(url)
+        )
+    return data
+
+
 def redact_url(url: str) -> str:
     """Drop `token=` (an API key in a query) before a URL reaches a log or a sidecar."""
     parts = urlsplit(url)
@@ -117,7 +162,7 @@ def _error_message(body: bytes) -> str:
     text = body[:2000].decode("utf-8", "replace")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return " ".join(text.split())[:200]
     if isinstance(data, dict):
         for key in ("error", "message"):
@@ -377,26 +422,43 @@ class CivitaiClient:
         kind: str = "listing",
         headers: dict[str, str] | None = None,
         validate: Callable[[Any], str | None] | None = None,
+        max_bytes: int = DEFAULT_MAX_JSON_BYTES,
+        what: str = "the answer",
     ) -> Any:
         """GET a JSON document with retries. A non-JSON 200 (an HTML error page) is retried, and so
-        is JSON that `validate` rejects (it returns what is wrong, or None when the shape is right)."""
+        is JSON that `validate` rejects (it returns what is wrong, or None when the shape is right).
+        A body over `max_bytes` (this endpoint's cap) or nested too deeply fails at once."""
 
         async def attempt() -> Any:
             async with self.open(url, headers=headers) as resp:
-                try:
-                    raw = await resp.read()
-                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                    raise TransportError(_describe_transport(exc), url=redact_url(url)) from exc
-            try:
-                data = json.loads(raw)
-            except ValueError as exc:
-                raise BadPayloadError("the service sent a page that is not JSON", url=redact_url(url)) from exc
+                raw = await read_capped(resp, max_bytes, url, what)
+            data = parse_json_answer(raw, url)
             problem = validate(data) if validate is not None else None
             if problem:
                 raise BadPayloadError(problem, url=redact_url(url))
             return data
 
         return await self.retrying(attempt, kind=kind, what=redact_url(url))
+
+
+async def read_capped(resp: aiohttp.ClientResponse, max_bytes: int, url: str, what: str = "the answer") -> bytes:
+    """The body, refused (UnreadableAnswerError) as soon as it is known to exceed `max_bytes`:
+    from Content-Length before reading, else while it streams. Never holds more than the cap."""
+    too_large = UnreadableAnswerError(
+        f"{what} is larger than {max_bytes / (1024 * 1024):.0f} MB, more than any real answer; stopped reading",
+        url=redact_url(url),
+    )
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        raise too_large
+    body = bytearray()
+    try:
+        async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+            body += chunk
+            if len(body) > max_bytes:
+                raise too_large
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise TransportError(_describe_transport(exc), url=redact_url(url)) from exc
+    return bytes(body)
 
 
 def _describe_transport(exc: BaseException) -> str:

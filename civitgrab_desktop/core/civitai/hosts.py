@@ -8,6 +8,7 @@ media URL, not a redirect.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -40,6 +41,17 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return scheme, host, port
 
 
+def is_loopback_host(host: str) -> bool:
+    """localhost or a loopback address: plain http there never crosses a network."""
+    host = host.lower().rstrip(".").strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def is_civitai_host(host: str) -> bool:
     host = host.lower().rstrip(".")
     return any(host == d or host.endswith("." + d) for d in SITE_DOMAINS)
@@ -66,10 +78,14 @@ class HostPolicy:
         return scheme == "https" and bool(host) and is_civitai_host(host)
 
     def may_send_key(self, url: str) -> bool:
-        """The key goes to the API base and CivitAI's site hosts, never to the CDN or elsewhere."""
-        if self.is_api_base(url):
-            return True
+        """May a request to `url` carry the key? Decided per request (each redirect hop is a new
+        request): the API base and CivitAI's site hosts, never the CDN or elsewhere, and never
+        over plain http to a host that is not this machine (a misconfigured http:// base)."""
         scheme, host, _port = _origin(url)
+        if scheme == "http" and not is_loopback_host(host):
+            return False
+        if self.is_api_base(url):
+            return scheme in ("http", "https")
         return scheme == "https" and host in SITE_HOSTS
 
     def is_allowed_listing(self, url: str) -> bool:

@@ -15,6 +15,7 @@ from civitgrab_desktop.core.civitai.client import CivitaiClient, CivitaiError, C
 from civitgrab_desktop.core.civitai.records import RecordError, TagVote, parse_tag_vote
 
 CLIENT_VERSION = "5.0.2257"
+TAGS_MAX_BYTES = 8 * 1024 * 1024  # an image's votable tags: a few hundred small objects at most
 
 
 class UnsupportedShape(CivitaiError):
@@ -60,7 +61,7 @@ def parse_votable_tags(data: Any) -> list[TagVote]:
     for item in items:
         try:
             tags.append(parse_tag_vote(item))
-        except RecordError:
+        except (RecordError, ValueError, TypeError, KeyError, AttributeError):
             continue
     return tags
 
@@ -68,7 +69,8 @@ def parse_votable_tags(data: Any) -> list[TagVote]:
 async def get_votable_tags(client: CivitaiClient, image_id: int) -> list[TagVote]:
     url = urls.trpc_url(client.api_base, "tag.getVotableTags", {"id": int(image_id), "type": "image"})
     try:
-        data = await client.get_json(url, kind="file", headers=site_headers(client.api_base))
+        data = await client.get_json(url, kind="file", headers=site_headers(client.api_base),
+                                     max_bytes=TAGS_MAX_BYTES, what=f"the tags of image {image_id}")
     except ClientRequestError as exc:
         if exc.status in (401, 403):
             raise TrpcRefused(exc.reason, url=exc.url, status=exc.status) from exc

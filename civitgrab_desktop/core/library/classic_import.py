@@ -7,6 +7,13 @@ Every classic key becomes an image row plus a source row; nothing is dropped:
 - the classic "tags" are the Mode-3 search tags a file was found with, so they become sources of
   type 'tag' (community tags come from the tag job, never from here).
 Running the import again adds nothing twice. Bad entries are counted and reported, never fatal.
+
+The classic files are hostile input: a recorded path may name any file on the disk (absolute, or
+`../` out of the classic folder). Importing only reads: files are hashed, never changed, and the
+classic SQLite is opened read-only with its schema untrusted. Whether later work may change an
+imported file is decided at the moment of use by core/roots.py: only files under a folder the user
+chose (a download folder, or a classic folder confirmed with `--trust-root`) are ever changed; the
+report lists the folders the imported files live in, so the user can choose.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class ImportReport:
     errors: int = 0
     entries: int = 0
     messages: list[str] = field(default_factory=list)
+    folders: dict[str, int] = field(default_factory=dict)  # folder of each found file -> files
 
     def error(self, message: str) -> None:
         self.errors += 1
@@ -187,6 +195,9 @@ def iter_json_entries(json_path: Path, report: ImportReport) -> Iterator[Classic
     except (OSError, ValueError) as exc:
         report.error(f"{json_path}: cannot read the classic JSON: {exc}")
         return
+    except RecursionError:
+        report.error(f"{json_path}: cannot read the classic JSON: it is nested too deeply")
+        return
     if not isinstance(data, dict):
         report.error(f"{json_path}: expected a JSON object of entries, got {type(data).__name__}")
         return
@@ -211,9 +222,22 @@ def iter_json_entries(json_path: Path, report: ImportReport) -> Iterator[Classic
             report.error(f"{json_path}: {exc}")
 
 
+def open_classic_sqlite(sqlite_path: str | Path) -> sqlite3.Connection:
+    """The classic database, read-only: nothing is written to it (no journal either), and its
+    schema is not trusted (views and triggers cannot call functions with side effects)."""
+    conn = sqlite3.connect(f"{Path(sqlite_path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA trusted_schema = OFF")
+        conn.execute("PRAGMA query_only = ON")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
 def iter_sqlite_entries(sqlite_path: Path, report: ImportReport) -> Iterator[ClassicEntry]:
     try:
-        conn = sqlite3.connect(f"{Path(sqlite_path).resolve().as_uri()}?mode=ro", uri=True)
+        conn = open_classic_sqlite(sqlite_path)
     except sqlite3.Error as exc:
         report.error(f"{sqlite_path}: cannot open the classic database: {exc}")
         return
@@ -280,12 +304,21 @@ class FileLocator:
         self.base_dir = base_dir
         self._moved: dict[Path, dict[str, Path]] = {}
 
-    def find(self, recorded: str | None) -> Path | None:
-        if not recorded:
+    def planned(self, recorded: str | None) -> str | None:
+        """Where the classic tool meant the file to be, as an absolute path (a relative path is
+        relative to the classic folder, never to whatever folder a later job runs in)."""
+        if not recorded or "\x00" in recorded:
             return None
-        path = Path(recorded)
+        path = Path(recorded).expanduser()
         if not path.is_absolute():
             path = self.base_dir / path
+        return os.path.normpath(path)
+
+    def find(self, recorded: str | None) -> Path | None:
+        planned = self.planned(recorded)
+        if planned is None:
+            return None
+        path = Path(planned)
         if path.is_file():
             return path.resolve()
         return self._one_level_down(path.parent).get(path.name)
@@ -306,6 +339,22 @@ class FileLocator:
                     continue
             self._moved[folder] = found
         return self._moved[folder]
+
+
+def is_media_file(path: Path) -> bool:
+    """Is `path` an image or video by name and by its first bytes? The classic tool recorded
+    nothing else; anything else named by a classic file (a key, a document) is left out, so it is
+    never hashed, listed, or copied into a download folder as "the image"."""
+    from civitgrab_desktop.core.media.sniff import SNIFF_BYTES, type_from_magic
+
+    if path.suffix.lower() not in _MIME_BY_EXT and path.suffix.lower() not in VIDEO_EXTENSIONS:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            kind = type_from_magic(fh.read(SNIFF_BYTES))
+    except OSError:
+        return False
+    return kind is not None and (kind.is_image or kind.is_video)
 
 
 def _file_facts(path: Path) -> _FileFacts:
@@ -343,7 +392,7 @@ def import_classic(
         if not source_path.exists():
             report.error(f"{source_path}: file not found")
             continue
-        locator = FileLocator(Path(base_dir) if base_dir else source_path.resolve().parent)
+        locator = FileLocator(Path(base_dir).resolve() if base_dir else source_path.resolve().parent)
         batch: list[ClassicEntry] = []
         for entry in reader(source_path, report):
             batch.append(entry)
@@ -371,12 +420,20 @@ def _import_batch(
     # Files are found and hashed outside the write transaction (hashing can take a while).
     facts: dict[str, _FileFacts | None] = {}
     located: dict[str, str | None] = {}
+    planned: dict[str, str | None] = {}
     for entry in batch:
         try:
             found = locator.find(entry.path)
-        except OSError:
+        except (OSError, ValueError):
+            found = None
+        planned[entry.key] = locator.planned(entry.path)
+        if found is not None and not is_media_file(found):
+            report.error(f"{entry.key}: {found} is not an image or video; left out")
             found = None
         located[entry.key] = str(found) if found else None
+        if found is not None:
+            folder = str(found.parent)
+            report.folders[folder] = report.folders.get(folder, 0) + 1
         if found is None:
             report.missing_files += 1
             facts[entry.key] = None
@@ -395,7 +452,9 @@ def _import_batch(
         # Counted per attempt: run_write may run this again after a busy rollback.
         new = updated = sources = skipped = 0
         for entry in batch:
-            n_new, n_updated, n_sources = _write_entry(c, entry, facts[entry.key], located[entry.key])
+            n_new, n_updated, n_sources = _write_entry(
+                c, entry, facts[entry.key], located[entry.key], planned[entry.key]
+            )
             new, updated, sources = new + n_new, updated + n_updated, sources + n_sources
             skipped += 0 if (n_new or n_updated or n_sources) else 1
         return new, updated, sources, skipped
@@ -412,6 +471,7 @@ def _write_entry(
     entry: ClassicEntry,
     facts: _FileFacts | None,
     found_path: str | None,
+    planned_path: str | None = None,
 ) -> tuple[int, int, int]:
     """Write one entry; returns (image added, image upgraded to done, sources added)."""
     now = utc_now_iso()
@@ -451,7 +511,7 @@ def _write_entry(
                    WHERE id = ? AND dl_state != 'done'""",
                 (facts.path, quality, facts.mime, facts.bytes, facts.sha256, seen, entry.image_id),
             ).rowcount
-    source_path = found_path or entry.path
+    source_path = found_path or planned_path
     new_sources = 0
     for target_type, target_value in entry.targets:
         new_sources += c.execute(

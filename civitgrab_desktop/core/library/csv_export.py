@@ -1,5 +1,10 @@
 """CSV export of the library: one row per image, streamed to a temp file and renamed into place,
-so a crash never leaves half a CSV under the final name."""
+so a crash never leaves half a CSV under the final name.
+
+Names, prompts and tags come from the service or from imported files: a cell starting with
+`= + - @`, a tab or a carriage return would run as a formula in Excel or LibreOffice. Such text gets
+a leading `'` (OWASP's CSV injection rule); numbers stay numbers. Every CSV we write goes through
+`csv_cell` (this export, the database page's export, the tag-mode summary of downloads)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,6 +24,25 @@ from civitgrab_desktop.core.library.filters import ImageFilter
 from civitgrab_desktop.core.library.store_base import StoreBase
 
 TAG_SEPARATOR = ";"
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """`value` as a spreadsheet-safe CSV cell: numbers as they are, None as "", text that a
+    spreadsheet would run as a formula with a leading `'`."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    if text.startswith(FORMULA_TRIGGERS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def csv_row(values: Sequence[Any]) -> list[Any]:
+    return [csv_cell(v) for v in values]
 
 # column name -> SQL expression over `images i` left-joined with `conversions c`
 _COLUMN_SQL: dict[str, str] = {
@@ -116,10 +141,10 @@ def export_csv(
                 writer.writerow(columns)
                 count = 0
                 for row in rows(c):
-                    values = ["" if row[col] is None else row[col] for col in columns]
+                    values = [row[col] for col in columns]
                     if want_tags:
                         values[columns.index("tags")] = _tag_names(c, row["_id"])
-                    writer.writerow(values)
+                    writer.writerow(csv_row(values))
                     count += 1
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -175,18 +175,24 @@ def fts_query(text: str) -> str | None:
     required. Quotes make every character literal (no FTS syntax injection); None when the text
     holds no searchable word."""
     terms = []
-    for word in text.split():
+    for word in _without_controls(text).split():
         word = word.replace('"', '""')
         if any(ch.isalnum() for ch in word):
             terms.append(f'"{word}"*')
     return " ".join(terms) if terms else None
 
 
+def _without_controls(text: str) -> str:
+    """Typed (or pasted) text with NUL and the other control characters as spaces: FTS5 ends a
+    string at a NUL ("unterminated string"), and none of them is ever part of a word."""
+    return "".join(" " if ord(ch) < 32 or 127 <= ord(ch) < 160 else ch for ch in text)
+
+
 def without_fts(value: ImageFilter) -> ImageFilter:
     """The same filter with `text` turned into a LIKE `search` (for a library without FTS5)."""
     if not value.text:
         return value
-    return replace(value, text=None, search=" ".join(value.text.split()))
+    return replace(value, text=None, search=" ".join(_without_controls(value.text).split()))
 
 
 def order_clause(order_by: str = "id", descending: bool = False, table: str = "images") -> str:

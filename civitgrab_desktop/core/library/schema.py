@@ -266,5 +266,52 @@ MIGRATIONS.append(
     """
 )
 
+
+# 4: the folders the user chose (core/roots.py): civitgrab changes files only under these. Jobs
+# register their download folder / convert destination; `migrate --trust-root` (or the GUI's
+# confirmation) adds classic folders. Existing libraries start with the absolute folders their
+# download and convert jobs and saved queries name (relative ones cannot be placed any more).
+_ROOTS_SQL = """
+    CREATE TABLE IF NOT EXISTS roots (
+        path      TEXT PRIMARY KEY,   -- absolute, as chosen (resolved again at every check)
+        kind      TEXT NOT NULL,      -- download | convert | classic | user
+        added_at  TEXT NOT NULL
+    ) WITHOUT ROWID;
+"""
+
+
+def migrate_4_roots(conn: sqlite3.Connection) -> None:
+    import json
+    import os
+
+    from civitgrab_desktop.core.library.clock import utc_now_iso
+
+    conn.execute(_ROOTS_SQL)
+    now = utc_now_iso()
+    found: list[tuple[str, str]] = []
+    for kind, params_json in conn.execute("SELECT kind, params_json FROM jobs WHERE kind IN ('download', 'update', 'convert')"):
+        try:
+            params = json.loads(params_json or "{}")
+        except ValueError:
+            continue
+        folder = params.get("dest") if kind == "convert" else params.get("output_dir")
+        if kind == "convert" and isinstance(folder, str) and os.path.basename(folder.rstrip("/\\")) == "CivitAI_Browse":
+            folder = os.path.dirname(folder.rstrip("/\\"))
+        found.append(("convert" if kind == "convert" else "download", folder))
+    for (options_json,) in conn.execute("SELECT options_json FROM queries"):
+        try:
+            found.append(("download", json.loads(options_json or "{}").get("output_dir")))
+        except ValueError:
+            continue
+    for kind, folder in found:
+        if isinstance(folder, str) and os.path.isabs(os.path.expanduser(folder)):
+            conn.execute(
+                "INSERT OR IGNORE INTO roots (path, kind, added_at) VALUES (?, ?, ?)",
+                (os.path.normpath(os.path.expanduser(folder)), kind, now),
+            )
+
+
+MIGRATIONS.append(migrate_4_roots)
+
 SCHEMA_VERSION = len(MIGRATIONS)
 

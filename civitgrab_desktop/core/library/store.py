@@ -15,6 +15,7 @@ from civitgrab_desktop.core.library.jobs import JobOps
 from civitgrab_desktop.core.library.listing import ListingOps
 from civitgrab_desktop.core.library.owners import new_owner
 from civitgrab_desktop.core.library.paths import PathOps
+from civitgrab_desktop.core.library.roots_store import RootOps
 from civitgrab_desktop.core.library.rows import ImageRow, ImageState, JobRow, SavedQuery, Source, SourceRow
 from civitgrab_desktop.core.library.saved_queries import SavedQueryOps
 from civitgrab_desktop.core.library.tagging import TaggingOps
@@ -33,7 +34,8 @@ __all__ = [
 
 
 class LibraryStore(
-    ListingOps, BrowsingOps, PathOps, DownloadOps, TaggingOps, ConvertingOps, JobOps, SavedQueryOps, DeletingOps
+    ListingOps, BrowsingOps, PathOps, DownloadOps, TaggingOps, ConvertingOps, JobOps, SavedQueryOps, DeletingOps,
+    RootOps,
 ):
     """`LibraryStore(path)` opens (creating and migrating) the library; `read_only=True` opens a
     query-only connection. See StoreBase for leases and timeouts."""
@@ -65,5 +67,7 @@ READ_METHODS = frozenset(
         "browse_rows",
         "distinct_values",
         "library_signature",
+        "list_roots",
+        "roots",
     }
 )

@@ -100,11 +100,12 @@ def copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         shutil.copyfileobj(inp, out, _CHUNK)
 
 
-def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> str:
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike, *, hardlink: bool = True) -> str:
     """Put `src`'s content at `dst`: "hardlink", else "copy" (other device, FAT, no permission).
 
     "exists" when `dst` already is that file or holds the same bytes. A different file already at
     `dst` raises FileExistsError: nothing on disk is ever overwritten by surprise.
+    `hardlink=False` always copies (a read-only source must not share its inode with our files).
     """
     src, dst = Path(src), Path(dst)
     if not src.is_file():
@@ -114,6 +115,9 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> str:
             return "exists"
         raise FileExistsError(f"{dst} exists with different content")
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if not hardlink:
+        copy_atomic(src, dst)
+        return "copy"
     try:
         os.link(src, dst)
     except FileExistsError:

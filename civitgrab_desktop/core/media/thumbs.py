@@ -78,6 +78,8 @@ def make_thumbnail(
         small = _load_small(src, _box(size))
     except Image.UnidentifiedImageError as exc:
         raise UnsupportedMedia(f"{src.name} is not an image Pillow can read") from exc
+    except Image.DecompressionBombError as exc:
+        raise UnsupportedMedia(f"{src.name} is too large to preview safely ({exc})") from exc
     if pil_format == "JPEG":
         small = _flatten(small)
     dst.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ class VerifyResult:
     reason: str = ""
     width: int | None = None
     height: int | None = None
+    permanent: bool = False  # the same bytes would fail again (too large to decode): no retry
 
 
 class _Broken(Exception):
@@ -83,6 +84,8 @@ def _verify_image(source: str | os.PathLike | bytes, expected: MediaType) -> Ver
             if frames > 1:
                 im.seek(frames - 1)
                 im.load()
+    except Image.DecompressionBombError as exc:
+        return VerifyResult(False, f"the image is too large to decode safely ({exc})", permanent=True)
     except Exception as exc:  # Pillow raises many types (OSError, SyntaxError, struct.error...)
         if isinstance(exc, Image.UnidentifiedImageError):
             return VerifyResult(False, f"not a readable image (expected {expected.mime})")

@@ -93,6 +93,8 @@ def read_json_sidecar(path: str | os.PathLike) -> dict[str, Any]:
         data = json.loads(Path(path).read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise SidecarError(f"{path}: not a JSON sidecar ({exc})") from exc
+    except RecursionError as exc:  # a hostile file nested past the parser's depth
+        raise SidecarError(f"{path}: not a JSON sidecar (nested too deeply)") from exc
     if not isinstance(data, dict):
         raise SidecarError(f"{path}: JSON sidecar is not an object")
     return data

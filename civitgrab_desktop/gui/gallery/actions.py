@@ -3,15 +3,19 @@ copy its prompt, open its CivitAI page, fetch its tags now, convert it now, dele
 
 Deleting is careful: the library forgets the image first (refused while a job works on it), then
 only files that (a) the library pointed to or sit next to them as this image's sidecars, (b) are
-named after the image id, and (c) lie inside a folder the app knows (the download folder in the
-settings, the output folder of every download job and the destination of every convert job in the
-library) are removed. Anything else is left on disk and reported.
+named after the image id, and (c) lie inside a folder the user chose (core/roots.py: the download
+folder in the settings and the library's roots: every download folder and convert destination,
+trusted classic folders), checked right before each file is removed, are removed. Anything else
+is left on disk and reported.
+
+Opening hands a file to the operating system, which may run it: only media files are opened (a
+media extension and media magic bytes), and outside the chosen folders (an imported file) the
+file must really be what its name says.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -25,7 +29,9 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication
 from civitgrab_desktop.core.civitai.urls import image_page_url
 from civitgrab_desktop.core.library.deleting import DeletedImage
 from civitgrab_desktop.core.library.owners import new_owner
+from civitgrab_desktop.core.media.sniff import SNIFF_BYTES, type_from_magic
 from civitgrab_desktop.core.organize import layouts
+from civitgrab_desktop.core.roots import OutsideRootsError, Roots
 
 LOG = logging.getLogger(__name__)
 
@@ -35,10 +41,40 @@ BROWSE_ROOT = "CivitAI_Browse"
 # -- opening ----------------------------------------------------------------------------------------
 
 
+# What the OS may be asked to open: media it shows in a viewer or player, never a program.
+OPENABLE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".mp4", ".webm", ".mov", ".mkv"})
+
+
+def openable(path: str | None) -> str | None:
+    """Why `path` must not be handed to the OS (None: it may be opened). The file is resolved
+    (symlinks too): its real name must carry a media extension and its bytes must be media."""
+    if not path:
+        return "no file"
+    try:
+        real = Path(path).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "the file is not on disk"
+    if not real.is_file():
+        return "not a file"
+    if real.suffix.lower() not in OPENABLE_SUFFIXES or Path(path).suffix.lower() not in OPENABLE_SUFFIXES:
+        return f"{real.name} is not an image or video file"
+    try:
+        with open(real, "rb") as fh:
+            kind = type_from_magic(fh.read(SNIFF_BYTES))
+    except OSError as exc:
+        return f"cannot read it: {exc}"
+    if kind is None or not (kind.is_image or kind.is_video):
+        return f"{real.name} does not contain an image or video"
+    return None
+
+
 def open_file(path: str | None) -> bool:
-    if not path or not os.path.exists(path):
+    """Open a media file in the OS viewer; refuses anything else (see `openable`)."""
+    why = openable(path)
+    if why is not None:
+        LOG.warning("not opening %s: %s", path, why)
         return False
-    return QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).resolve())))
 
 
 def reveal_in_folder(path: str | None) -> bool:
@@ -85,44 +121,22 @@ class FileRemoval:
     kept: list[tuple[str, str]] = field(default_factory=list)  # (path, why it was left)
 
 
-async def known_roots(ctx, library) -> list[Path]:
-    """Folders whose files the app may delete: the configured download folder, and the output
-    folder / convert destination of every job the library remembers."""
-    roots: list[str] = []
+async def known_roots(ctx, library) -> Roots:
+    """Folders whose files the app may delete: the configured download folder and the library's
+    roots (every download folder, convert destination and trusted classic folder)."""
+    folders: list[str] = []
     configured = ctx.settings.get("output_dir")
     if configured:
-        roots.append(configured)
-    roots.append(ctx.default_output_dir())
+        folders.append(configured)
+    folders.append(ctx.default_output_dir())
     try:
-        jobs = [*await library.reader().list_jobs(kind="download"), *await library.reader().list_jobs(kind="convert")]
+        roots = await library.reader().roots()
     except Exception as exc:
-        LOG.warning("could not read the jobs for the known folders: %s", exc)
-        jobs = []
-    for job in jobs:
-        params = job.params or {}
-        for key in ("output_dir", "dest"):
-            value = params.get(key)
-            if isinstance(value, str) and value.strip():
-                roots.append(value)
-    result: list[Path] = []
-    for root in roots:
-        try:
-            path = Path(root).expanduser().resolve()
-        except (OSError, RuntimeError):
-            continue
-        if path.name == BROWSE_ROOT:
-            result.append(path)
-            path = path.parent
-        # never a filesystem root or the home folder itself
-        if path == Path(path.anchor) or path == Path.home().resolve():
-            continue
-        if path not in result:
-            result.append(path)
-    return result
-
-
-def _inside(path: Path, roots: Iterable[Path]) -> bool:
-    return any(path != root and path.is_relative_to(root) for root in roots)
+        LOG.warning("could not read the chosen folders: %s", exc)
+        roots = Roots()
+    for folder in [*roots.folders, *folders]:
+        roots = roots.with_folder(folder)
+    return roots
 
 
 def files_to_remove(deleted: DeletedImage) -> list[Path]:
@@ -141,7 +155,7 @@ def files_to_remove(deleted: DeletedImage) -> list[Path]:
     return list(dict.fromkeys(paths))
 
 
-def remove_files(deleted: Iterable[DeletedImage], roots: list[Path]) -> FileRemoval:
+def remove_files(deleted: Iterable[DeletedImage], roots: Roots) -> FileRemoval:
     """Delete what the library pointed to, under the rules in the module docstring (runs in a
     worker thread: plain file operations only)."""
     outcome = FileRemoval()
@@ -150,20 +164,17 @@ def remove_files(deleted: Iterable[DeletedImage], roots: list[Path]) -> FileRemo
         for path in files_to_remove(image):
             if not path.exists() and not path.is_symlink():
                 continue
-            try:
-                resolved = path.parent.resolve() / path.name
-            except (OSError, RuntimeError) as exc:
-                outcome.kept.append((str(path), f"cannot resolve: {exc}"))
-                continue
             stem = path.name.split(".", 1)[0]
             if stem != prefix and not stem.startswith(prefix + "_"):
                 outcome.kept.append((str(path), "not named after the image"))
                 continue
-            if not _inside(resolved, roots):
-                outcome.kept.append((str(path), "outside the download and convert folders"))
-                continue
             if path.is_dir() and not path.is_symlink():
                 outcome.kept.append((str(path), "a folder"))
+                continue
+            try:
+                roots.check(path, "delete")
+            except OutsideRootsError:
+                outcome.kept.append((str(path), "outside the folders you chose"))
                 continue
             try:
                 path.unlink()

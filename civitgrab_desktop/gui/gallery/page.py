@@ -398,9 +398,11 @@ class GalleryPage(Page):
         return None
 
     def open_file(self, image_id: int) -> bool:
-        ok = actions.open_file(self._file_of(image_id))
+        path = self._file_of(image_id)
+        why = actions.openable(path)
+        ok = why is None and actions.open_file(path)
         if not ok:
-            self.ctx.statusMessage.emit("The file is not on disk.", 5000)
+            self.ctx.statusMessage.emit(f"Not opened: {why or 'the system could not open it'}.", 5000)
         return ok
 
     def reveal(self, image_id: int) -> bool:
