@@ -354,7 +354,7 @@ def is_media_file(path: Path) -> bool:
             kind = type_from_magic(fh.read(SNIFF_BYTES))
     except OSError:
         return False
-    return kind is not None and kind.kind in ("image", "video")
+    return kind is not None and (kind.is_image or kind.is_video)
 
 
 def _file_facts(path: Path) -> _FileFacts:

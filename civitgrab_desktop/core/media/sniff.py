@@ -18,6 +18,10 @@ class MediaType:
     kind: str  # "image" | "video" | "html"
 
     @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
+
+    @property
     def is_video(self) -> bool:
         return self.kind == "video"
 
