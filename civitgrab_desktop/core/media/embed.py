@@ -121,7 +121,11 @@ def build_metadata(info: dict[str, Any], tags: list[dict[str, Any]] | None,
     tags = [t for t in tags or [] if isinstance(t, dict)]
     exif = build_exif(info, tags, parameters=source.parameters, comfy=source.comfy)
     comfy_cut = {k: v for k, v in source.comfy.items() if f"comfy_{k}" in exif.dropped}
-    xmp = build_xmp(info, tags, parameters=exif.parameters, parameters_source="file" if source.parameters else "meta",
+    # The whole A1111 text goes to XMP when it cannot be built again from Meta: the source's own
+    # text, or one that EXIF holds cut.
+    keep_text = bool(source.parameters) or "parameters" in exif.dropped
+    xmp = build_xmp(info, tags, parameters=exif.parameters if keep_text else None,
+                    parameters_source="file" if source.parameters else "meta",
                     comfy=comfy_cut, creator_tool=f"civitgrab {__version__}")
     return MetadataBuild(exif, xmp)
 
@@ -143,3 +147,9 @@ def file_image_id(path: str | os.PathLike) -> int | None:
     if isinstance(comment, dict) and comment.get("civitgrab") is not None and isinstance(comment.get("id"), int):
         return comment["id"]
     return None
+
+
+def read_file_xmp(path: str | os.PathLike) -> dict[str, Any]:
+    """xmp.read_xmp of a WebP's XMP chunk (empty fields when it has none or is not a WebP)."""
+    chunks = _read_chunks(Path(path))
+    return read_xmp(xmp_payload(chunks) if chunks else None)

@@ -6,9 +6,10 @@ What goes where (what Lightroom, digiKam, darktable, exiftool and file-manager i
 - Our namespace (prefix `civitgrab`, NS below) holds the whole record: ImageId, PageURL, MediaURL,
   Username, ModelName, ModelVersionName, Checkpoint, BaseModel, NSFWLevel, CreatedAt, Tags (a bag
   of TagId/Name/Score/Type/UpVotes/DownVotes/Automated/NeedsReview), Meta (the complete
-  generation meta as JSON), Parameters (the whole A1111 text, which EXIF may hold cut) with
-  ParametersSource ("file": the original's own text; "meta": built from the API's meta), and the
-  ComfyUI graph when it did not fit into EXIF.
+  generation meta as JSON), ParametersSource (where UserComment's A1111 text came from: "file",
+  the original's own text; "meta", built from Meta), Parameters (that whole text, when it cannot
+  be built again from Meta: the source's own, or one EXIF holds cut), and the ComfyUI graph when it
+  did not fit into EXIF.
 
 Text is XML-escaped; characters XML 1.0 cannot hold (control characters other than tab and line
 breaks, lone surrogates) become U+FFFD. Multi-line values are elements, never attributes (an XML
@@ -42,6 +43,13 @@ SIMPLE_FIELDS = (("id", "ImageId"), ("pageUrl", "PageURL"), ("url", "MediaURL"),
 def xml_text(value: Any) -> str:
     """`value` as text XML can carry, escaped for element content."""
     return escape(_NOT_XML.sub("\ufffd", str(value)))
+
+
+def xml_attr(value: Any) -> str:
+    """`value` as a quoted XML attribute (line breaks and tabs as character references, so a
+    parser gives them back instead of turning them into spaces)."""
+    text = xml_text(value).replace('"', "&quot;")
+    return '"' + text.replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;") + '"'
 
 
 def _scalar(value: Any) -> str:
@@ -88,19 +96,21 @@ def build_xmp(info: dict[str, Any], tags: list[dict[str, Any]], *, parameters: s
         if value not in (None, "", {}):
             out.append(_element(name, value))
     if tags:
+        # one line per tag: its fields as attributes of a resource (RDF's short form)
         out.append("   <civitgrab:Tags>\n    <rdf:Bag>\n")
         for tag in tags:
             if not isinstance(tag, dict) or not tag.get("name"):
                 continue
-            out.append('     <rdf:li rdf:parseType="Resource">\n')
-            out.extend(_element(name, tag[key], "      ") for key, name in TAG_KEYS if tag.get(key) is not None)
-            out.append("     </rdf:li>\n")
+            fields = " ".join(f"civitgrab:{name}={xml_attr(_scalar(tag[key]))}" for key, name in TAG_KEYS
+                              if tag.get(key) is not None)
+            out.append(f"     <rdf:li><rdf:Description {fields}/></rdf:li>\n")
         out.append("    </rdf:Bag>\n   </civitgrab:Tags>\n")
     if meta:
         out.append(_element("Meta", json.dumps(meta, ensure_ascii=False, default=str)))
     if parameters:
         out.append(_element("Parameters", parameters))
-        out.append(_element("ParametersSource", parameters_source or "meta"))
+    if parameters_source:
+        out.append(_element("ParametersSource", parameters_source))
     for key, text in (comfy or {}).items():
         out.append(_element("Comfy" + key[:1].upper() + key[1:], text))
     out.append("  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n")
@@ -159,15 +169,20 @@ def read_xmp(packet: bytes | None) -> dict[str, Any]:
 
 
 def _read_tags(node: ET.Element) -> list[dict[str, Any]]:
+    """The tag resources: fields as attributes of an rdf:Description (as written) or as child
+    elements (rdf:parseType="Resource", as other tools may rewrite them)."""
     names = {name: key for key, name in TAG_KEYS}
+    prefix = f"{{{NS}}}"
     tags = []
     for li in node.iter(f"{{{RDF}}}li"):
         tag: dict[str, Any] = {}
-        for child in li:
-            if child.tag.startswith(f"{{{NS}}}"):
-                key = names.get(child.tag[len(NS) + 2:])
-                if key:
-                    tag[key] = child.text or ""
+        for holder in (li, *li.findall(f"{{{RDF}}}Description")):
+            for attr, value in holder.attrib.items():
+                if attr.startswith(prefix) and attr[len(prefix):] in names:
+                    tag[names[attr[len(prefix):]]] = value
+            for child in holder:
+                if child.tag.startswith(prefix) and child.tag[len(prefix):] in names:
+                    tag[names[child.tag[len(prefix):]]] = child.text or ""
         if tag.get("name"):
             tags.append(tag)
     return tags
