@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--source", help="only images found by this query, e.g. username:alice")
     conv.add_argument("--nsfw-class", dest="nsfw_class", choices=("sfw", "nsfw"), help="only SFW or NSFW images")
     conv.add_argument("--limit", type=positive_int, default=None, help="at most N images")
+    conv.add_argument("--refresh-metadata", "--refresh_metadata", dest="refresh_metadata", action="store_true",
+                      help="rewrite the EXIF/XMP of WebP files converted earlier from the library (tags, prompt, "
+                      "settings) without re-encoding them; --username and --limit narrow it")
 
     exp = add("export-csv", "write the library as CSV, one row per image")
     exp.add_argument("file", help="output CSV file")

@@ -46,6 +46,8 @@ def params_from_args(args, settings) -> ConvertParams:
 
 
 def run_convert(args, services) -> int:
+    if getattr(args, "refresh_metadata", False):
+        return run_refresh(args, services)
     params = params_from_args(args, services.settings)
     if params.dest:
         from civitgrab_desktop.cli.download_cmd import check_output_dir
@@ -103,3 +105,39 @@ def print_details(summary: dict, out=None) -> None:
                   f"{summary.get('job_skipped', 0)} skipped, {_saved(summary.get('job_bytes_saved') or 0)}\n")
     out.write(f"Output: {summary.get('dest') or 'in place'}\n")
     out.flush()
+
+
+# -- --refresh-metadata ----------------------------------------------------------------------------
+
+# Options that choose how or where to convert: they mean nothing to a metadata refresh.
+_NOT_FOR_REFRESH = {"in_place": "--in-place", "dest": "--dest", "quality": "--quality", "lossless": "--lossless",
+                    "only_tagged": "--only-tagged", "source": "--source", "model_version": "--model-version",
+                    "nsfw_class": "--nsfw-class", "videos": "--move-videos/--copy-videos/--no-videos"}
+
+
+def run_refresh(args, services) -> int:
+    from civitgrab_desktop.jobs.refresh_metadata import KIND, RefreshMetadataJob, RefreshParams
+
+    given = [flag for name, flag in _NOT_FOR_REFRESH.items() if getattr(args, name, None)]
+    if given:
+        raise UsageError(f"--refresh-metadata rewrites files converted earlier; it does not take {', '.join(given)}")
+    params = RefreshParams(username=args.username, limit=args.limit)
+
+    async def go() -> int:
+        library = await services.open_library()
+        try:
+            job_id = await library.create_job(KIND, params.to_dict())
+            job = RefreshMetadataJob(library, params, job_id=job_id, listener=TerminalProgress())
+            summary = await run_job(job)
+            print_summary(summary)
+            sys.stdout.write(f"Files rewritten: {summary.get('rewritten', 0)}, already up to date: "
+                             f"{summary.get('unchanged', 0)}\n")
+            if summary.get("exif_cut"):
+                sys.stdout.write(f"Fields cut in the EXIF to fit (whole in the XMP): {summary['exif_cut']} file(s)\n")
+            if job.state.value == "stopped":
+                return EXIT_INTERRUPTED
+            return EXIT_OK if job.state.value == "done" and not job.tally.failed else EXIT_FAILED
+        finally:
+            await services.close()
+
+    return run_async(go())

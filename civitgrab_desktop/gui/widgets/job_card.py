@@ -29,9 +29,12 @@ from civitgrab_desktop.gui.util import human_bytes, human_duration, open_folder,
 from civitgrab_desktop.gui.widgets.common import section_title
 from civitgrab_desktop.jobs.job import JobState, ProgressEvent
 
-KIND_ICON = {"download": "download", "tags": "tag", "convert": "convert", "update": "retry"}
-KIND_LABEL = {"download": "Download", "tags": "Tags", "convert": "Convert", "update": "Check for new"}
-DONE_WORD = {"download": "downloaded", "tags": "tagged", "convert": "converted", "update": "downloaded"}
+KIND_ICON = {"download": "download", "tags": "tag", "convert": "convert", "update": "retry",
+             "refresh_metadata": "retry"}
+KIND_LABEL = {"download": "Download", "tags": "Tags", "convert": "Convert", "update": "Check for new",
+              "refresh_metadata": "Refresh metadata"}
+DONE_WORD = {"download": "downloaded", "tags": "tagged", "convert": "converted", "update": "downloaded",
+             "refresh_metadata": "refreshed"}
 STATE_TEXT = {
     "queued": ("Queued", "muted"),
     "running": ("Running", None),
@@ -67,6 +70,8 @@ def summary_line(kind: str, summary: dict[str, Any]) -> str:
         parts.append(f"{human_bytes(summary['src_bytes'])} → {human_bytes(summary.get('webp_bytes') or 0)} as WebP")
     elif summary.get("bytes"):
         parts.append(human_bytes(summary["bytes"]))
+    if kind == "refresh_metadata" and summary.get("done"):
+        parts.append(f"{summary.get('rewritten', 0):,} rewritten, {summary.get('unchanged', 0):,} already up to date")
     if kind == "convert" and summary.get("videos"):
         parts.append(f"{summary['videos']:,} videos placed")
     if kind == "tags" and summary.get("methods"):
