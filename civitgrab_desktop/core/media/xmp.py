@@ -11,8 +11,8 @@ What goes where (what Lightroom, digiKam, darktable, exiftool and file-manager i
   be built again from Meta: the source's own, or one EXIF holds cut), and the ComfyUI graph when it
   did not fit into EXIF.
 
-Text is XML-escaped; characters XML 1.0 cannot hold (control characters other than tab and line
-breaks, lone surrogates) become U+FFFD. Multi-line values are elements, never attributes (an XML
+Text is XML-escaped; NUL characters are removed (as in EXIF) and the other characters XML 1.0
+cannot hold (control characters other than tab and line breaks, lone surrogates) become U+FFFD. Multi-line values are elements, never attributes (an XML
 parser turns line breaks in attributes into spaces).
 """
 
@@ -42,7 +42,7 @@ SIMPLE_FIELDS = (("id", "ImageId"), ("pageUrl", "PageURL"), ("url", "MediaURL"),
 
 def xml_text(value: Any) -> str:
     """`value` as text XML can carry, escaped for element content."""
-    return escape(_NOT_XML.sub("\ufffd", str(value)))
+    return escape(_NOT_XML.sub("\ufffd", str(value).replace("\x00", "")))
 
 
 def xml_attr(value: Any) -> str:
