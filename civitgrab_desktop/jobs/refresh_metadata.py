@@ -30,6 +30,7 @@ from civitgrab_desktop.core.media.embed import (
     source_metadata,
 )
 from civitgrab_desktop.core.media.webp import insert_metadata
+from civitgrab_desktop.jobs.convert_place import remove_stale_temps
 from civitgrab_desktop.jobs.job import LibraryJob
 
 LOG = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def refresh_file(plan: RefreshPlan) -> tuple[bool, tuple[str, ...]]:
         raise NotOurFile(f"{path} is not a regular file")
     if file_image_id(path) != plan.image_id:
         raise NotOurFile(f"{path.name} does not carry civitgrab's metadata for image {plan.image_id}; left as it is")
+    remove_stale_temps(path)  # a refresh killed mid-write left a hidden temp file
     built = build_metadata(plan.info, plan.tags, merged_source(plan.webp_path, plan.original_path))
     written = insert_metadata(path, built.exif.data, built.xmp)
     return written, built.dropped
