@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also refresh tags older than N days")
     tags.add_argument("--browser", dest="browser_path", default=None, help="Chromium/Chrome/Edge executable")
 
-    conv = add("convert", "convert downloaded JPG/PNG to WebP with metadata and tags in EXIF")
+    conv = add("convert", "convert downloaded JPG/PNG to WebP with metadata and tags in EXIF and XMP")
     conv.add_argument("--quality", type=bounded_int(1, 100), default=None, help="WebP quality 1-100 (default 90)")
     conv.add_argument("--lossless", action="store_true", help="lossless WebP")
     conv.add_argument("--workers", type=bounded_int(1, 64), default=None, help="processes (default: cores)")

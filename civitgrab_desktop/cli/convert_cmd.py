@@ -99,7 +99,7 @@ def print_details(summary: dict, out=None) -> None:
     if summary.get("videos"):
         out.write(f"Videos placed in the organized folder: {summary['videos']}\n")
     if summary.get("exif_overflow"):
-        out.write(f"Metadata too large for EXIF (kept in the JSON sidecar): {summary['exif_overflow']}\n")
+        out.write(f"Metadata cut to fit the EXIF (whole in the XMP and the JSON sidecar): {summary['exif_overflow']}\n")
     if summary.get("earlier_done"):
         out.write(f"The whole job: {summary['job_done']} converted ({summary['earlier_done']} in earlier runs), "
                   f"{summary.get('job_skipped', 0)} skipped, {_saved(summary.get('job_bytes_saved') or 0)}\n")

@@ -423,8 +423,8 @@ class ConvertJob(LibraryJob):
             if r.exif_dropped:
                 self.counts["exif_overflow"] += 1
                 self.message(
-                    f"image {r.image_id}: the metadata would not fit in the EXIF; left out "
-                    f"{', '.join(r.exif_dropped)} there (the JSON sidecar has everything)"
+                    f"image {r.image_id}: the metadata would not fit in the EXIF; cut "
+                    f"{', '.join(r.exif_dropped)} there (the XMP and the JSON sidecar have it whole)"
                 )
         elif r.status == "skipped":
             await self.library.mark_convert_skipped(r.image_id, self.owner, r.reason)

@@ -133,15 +133,24 @@ def build_metadata(info: dict[str, Any], tags: list[dict[str, Any]] | None,
 def file_image_id(path: str | os.PathLike) -> int | None:
     """The image id civitgrab recorded in a WebP it wrote (XMP record, or the first format's
     JSON UserComment); None for anything else."""
-    path = Path(path)
-    chunks = _read_chunks(path)
-    if chunks is None:
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return webp_image_id(data)
+
+
+def webp_image_id(data: bytes) -> int | None:
+    """file_image_id of a WebP held in memory."""
+    try:
+        chunks = parse_chunks(data)
+    except ValueError:
         return None
     record = read_xmp(xmp_payload(chunks))["record"]
     if record.get("FormatVersion") and record.get("ImageId", "").isdigit():
         return int(record["ImageId"])
     try:
-        comment = read_exif(path).get("user_comment")
+        comment = read_exif(data).get("user_comment")
     except Exception:
         return None
     if isinstance(comment, dict) and comment.get("civitgrab") is not None and isinstance(comment.get("id"), int):

@@ -1,4 +1,4 @@
-"""Converter: JPG/PNG → WebP with metadata and tags in EXIF (the options of `civitgrab-cli convert`)."""
+"""Converter: JPG/PNG → WebP with metadata and tags in EXIF and XMP (the options of `civitgrab-cli convert`)."""
 
 from __future__ import annotations
 
