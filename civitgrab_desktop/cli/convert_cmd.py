@@ -116,7 +116,7 @@ _NOT_FOR_REFRESH = {"in_place": "--in-place", "dest": "--dest", "quality": "--qu
 
 
 def run_refresh(args, services) -> int:
-    from civitgrab_desktop.jobs.refresh_metadata import KIND, RefreshMetadataJob, RefreshParams
+    from civitgrab_desktop.jobs.refresh_metadata import KIND, RefreshParams
 
     given = [flag for name, flag in _NOT_FOR_REFRESH.items() if getattr(args, name, None)]
     if given:
@@ -126,18 +126,30 @@ def run_refresh(args, services) -> int:
     async def go() -> int:
         library = await services.open_library()
         try:
-            job_id = await library.create_job(KIND, params.to_dict())
-            job = RefreshMetadataJob(library, params, job_id=job_id, listener=TerminalProgress())
-            summary = await run_job(job)
-            print_summary(summary)
-            sys.stdout.write(f"Files rewritten: {summary.get('rewritten', 0)}, already up to date: "
-                             f"{summary.get('unchanged', 0)}\n")
-            if summary.get("exif_cut"):
-                sys.stdout.write(f"Fields cut in the EXIF to fit (whole in the XMP): {summary['exif_cut']} file(s)\n")
-            if job.state.value == "stopped":
-                return EXIT_INTERRUPTED
-            return EXIT_OK if job.state.value == "done" and not job.tally.failed else EXIT_FAILED
+            return await _run_refresh(library, params, await library.create_job(KIND, params.to_dict()))
         finally:
             await services.close()
 
     return run_async(go())
+
+
+async def resume_refresh(library, job) -> int:
+    """A refresh starts over (files already rewritten are found up to date and left as they are)."""
+    from civitgrab_desktop.jobs.refresh_metadata import RefreshParams
+
+    return await _run_refresh(library, RefreshParams.from_dict(job["params"]), job["id"])
+
+
+async def _run_refresh(library, params, job_id: str) -> int:
+    from civitgrab_desktop.jobs.refresh_metadata import RefreshMetadataJob
+
+    job = RefreshMetadataJob(library, params, job_id=job_id, listener=TerminalProgress())
+    summary = await run_job(job)
+    print_summary(summary)
+    sys.stdout.write(f"Files rewritten: {summary.get('rewritten', 0)}, already up to date: "
+                     f"{summary.get('unchanged', 0)}\n")
+    if summary.get("exif_cut"):
+        sys.stdout.write(f"Fields cut in the EXIF to fit (whole in the XMP): {summary['exif_cut']} file(s)\n")
+    if job.state.value == "stopped":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if job.state.value == "done" and not job.tally.failed else EXIT_FAILED

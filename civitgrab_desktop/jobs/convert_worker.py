@@ -128,7 +128,7 @@ def convert_image(task: ImageTask) -> TaskResult:
         raise ItemFailed("the original changed since it was downloaded (SHA-256 differs); left as it is")
     if kind not in CONVERTIBLE:
         raise ItemSkipped(f"not a JPG/PNG/GIF/WebP image ({kind.mime if kind else 'unknown format'})")
-    source = source_metadata(src)
+    source = source_metadata(src, data)
     built = build_metadata(task.info, task.tags, source)
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -70,15 +70,16 @@ def _read_chunks(path: Path):
         return None
 
 
-def source_metadata(path: str | os.PathLike) -> SourceMetadata:
-    """What a generator (or an earlier civitgrab run) wrote into `path`; empty when nothing or
-    when the file cannot be read. Never raises."""
+def source_metadata(path: str | os.PathLike, data: bytes | None = None) -> SourceMetadata:
+    """What a generator (or an earlier civitgrab run) wrote into `path` (whose bytes the caller
+    may have read already: `data`); empty when nothing or when the file cannot be read. Never raises."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(12)
+        if data is None:
+            data = path.read_bytes()
     except OSError:
         return SourceMetadata()
+    head = data[:12]
     if head.startswith(b"\x89PNG"):
         try:
             chunks = png_text(path)
@@ -89,7 +90,7 @@ def source_metadata(path: str | os.PathLike) -> SourceMetadata:
     if not (head[:2] == b"\xff\xd8" or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
         return SourceMetadata()
     try:
-        exif = read_exif(path)
+        exif = read_exif(data)
     except Exception:  # EXIF piexif cannot parse: nothing to keep from it
         exif = {"user_comment": None, "comfy": {}, "software": None}
     comfy = {k: v for k, v in exif.get("comfy", {}).items() if _is_comfy_json(v)}
@@ -100,8 +101,10 @@ def source_metadata(path: str | os.PathLike) -> SourceMetadata:
         return SourceMetadata(params if isinstance(params, str) and params else None, comfy)
     record: dict[str, Any] = {}
     if head[:4] == b"RIFF":
-        chunks = _read_chunks(path)
-        record = read_xmp(xmp_payload(chunks) if chunks else None)["record"]
+        try:
+            record = read_xmp(xmp_payload(parse_chunks(data)))["record"]
+        except ValueError:
+            record = {}
     if record.get("FormatVersion"):  # ours: the text is the source's only if it says so
         for key in COMFY_KEYS:
             text = record.get("Comfy" + key.capitalize())

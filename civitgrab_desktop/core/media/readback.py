@@ -92,8 +92,9 @@ def read_file_facts(path: str | os.PathLike | None) -> FileFacts:
             return facts
         if not (head[:2] == b"\xff\xd8" or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
             return facts
-        xmp = read_xmp(xmp_payload(parse_chunks(path.read_bytes()))) if head[:4] == b"RIFF" else read_xmp(None)
-        exif = read_exif(path)
+        data = path.read_bytes()
+        xmp = read_xmp(xmp_payload(parse_chunks(data))) if head[:4] == b"RIFF" else read_xmp(None)
+        exif = read_exif(data)
     except (OSError, ValueError) as exc:
         facts.problem = f"the file cannot be read ({exc})"
         return facts
