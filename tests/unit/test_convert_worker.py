@@ -192,6 +192,24 @@ def test_verification_rejects_another_picture_or_size(tmp_path):
         verify_webp(path, _Expected((256, 192), 1, own), 4)
 
 
+def test_verification_rejects_a_webp_whose_metadata_is_not_what_was_built(tmp_path):
+    from civitgrab_desktop.core.media.embed import build_metadata
+
+    built = build_metadata({"id": 1, "meta": {"prompt": "a"}}, [{"name": "cat", "score": 1}])
+    path = save(photo((256, 192), seed=1), tmp_path / "a.webp", "WEBP", quality=90, exif=built.exif.data,
+                xmp=built.xmp)
+    with Image.open(path) as im:
+        im.load()
+        own = image_hash(im)
+    assert verify_webp(path, _Expected((256, 192), 1, own), 4, built) == own
+    other = build_metadata({"id": 2, "meta": {"prompt": "a"}}, [])
+    with pytest.raises(ItemFailed, match="EXIF/XMP are not what was written"):
+        verify_webp(path, _Expected((256, 192), 1, own), 4, other)
+    save(photo((256, 192), seed=1), path, "WEBP", quality=90, exif=built.exif.data)  # XMP lost
+    with pytest.raises(ItemFailed, match="EXIF/XMP are not what was written"):
+        verify_webp(path, _Expected((256, 192), 1, own), 4, built)
+
+
 def test_threshold_decides_between_the_lossy_encode_and_a_lossless_one(tmp_path):
     """Quality 1 moves a detailed picture's pHash: within a loose threshold the lossy WebP is kept;
     past a strict one it is replaced by a lossless WebP (every pixel kept), and the note says so."""
