@@ -83,6 +83,7 @@ def read_detail(store, image_id: int) -> Detail | None:
 
 
 FILE_SETTINGS_SKIPPED = {"Model", "Hashes"}  # the model is shown from the library; hashes are noise here
+FILE_SETTINGS_LABELS = {"Version": "WebUI version"}  # A1111's own version, not the model version
 
 
 def _display_value(key: str, value: str) -> str:
@@ -392,7 +393,8 @@ class DetailPane(QWidget):
         self.fields = {}
         gen_rows: list[tuple[str, str]] = info.as_rows()
         if facts is not None and facts.settings:
-            gen_rows = [(k, _display_value(k, v)) for k, v in facts.settings if k not in FILE_SETTINGS_SKIPPED and v]
+            gen_rows = [(FILE_SETTINGS_LABELS.get(k, k), _display_value(k, v)) for k, v in facts.settings
+                        if k not in FILE_SETTINGS_SKIPPED and v]
             self._set_source(self.settings_source, f"Settings from the file: {facts.settings_from}")
         elif facts is not None and gen_rows:
             self._set_source(self.settings_source,
