@@ -341,9 +341,10 @@ def converted_webp_problem(data: bytes, image_id: int, original: bytes, content_
     from civitgrab_desktop.core.media.webp_riff import image_chunks, parse_chunks
 
     try:
+        parse_chunks(data)
         found = webp_image_id(data)
     except Exception as exc:
-        return f"its metadata cannot be read ({exc})"
+        return f"it cannot be read as a WebP ({exc})"
     if found is None:
         return "it has no civitgrab metadata (not written by the converter)"
     if found != image_id:
