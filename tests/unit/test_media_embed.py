@@ -172,3 +172,25 @@ def test_readback_says_where_each_fact_came_from(tmp_path):
     broken = tmp_path / "b.webp"
     broken.write_bytes(build_webp(parse_chunks(path.read_bytes()))[:40])
     assert read_file_facts(broken).problem
+
+
+def test_no_secret_leaves_through_the_metadata():
+    info = {"id": 1, "url": "https://image.example/1.png?token=SECRET&x=1",
+            "meta": {"prompt": "p", "workflow": "see https://cdn.example/a?api_key=SECRET"}}
+    built = build_metadata(info, [])
+    assert b"SECRET" not in built.xmp and b"SECRET" not in built.exif.data
+
+
+def test_a_little_endian_user_comment_is_read_in_its_byte_order(tmp_path):
+    """Tools that write "II" EXIF (Pillow's Exif, some Forge builds) store UNICODE as UTF-16LE."""
+    import struct
+
+    comment = b"UNICODE\x00" + "猫 prompt\nSteps: 3, Sampler: a, Seed: 1".encode("utf-16-le")
+    tiff = (b"II*\x00" + struct.pack("<I", 8)
+            + struct.pack("<HHHII", 1, 0x8769, 4, 1, 26) + struct.pack("<I", 0)  # IFD0: the Exif IFD's offset
+            + struct.pack("<HHHII", 1, 0x9286, 7, len(comment), 44) + struct.pack("<I", 0)  # Exif IFD
+            + comment)
+    path = tmp_path / "le.webp"
+    photo((32, 32)).save(path, "WEBP", exif=b"Exif\x00\x00" + tiff)
+    assert path.read_bytes().find(b"II*\x00") > 0
+    assert source_metadata(path).parameters == "猫 prompt\nSteps: 3, Sampler: a, Seed: 1"
