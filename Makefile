@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-SYSTEM_PACKAGES := libpulse0 libxcb-icccm4 libxcb-keysyms1 chromium xvfb xauth ffmpeg webp imagemagick
+SYSTEM_PACKAGES := libpulse0 libxcb-icccm4 libxcb-keysyms1 chromium xvfb xauth ffmpeg webp imagemagick libimage-exiftool-perl
 TEST_TIMEOUT ?= 1500
 
 export QT_LOGGING_RULES ?= qt.multimedia.*=false

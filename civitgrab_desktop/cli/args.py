@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also refresh tags older than N days")
     tags.add_argument("--browser", dest="browser_path", default=None, help="Chromium/Chrome/Edge executable")
 
-    conv = add("convert", "convert downloaded JPG/PNG to WebP with metadata and tags in EXIF")
+    conv = add("convert", "convert downloaded JPG/PNG to WebP with metadata and tags in EXIF and XMP")
     conv.add_argument("--quality", type=bounded_int(1, 100), default=None, help="WebP quality 1-100 (default 90)")
     conv.add_argument("--lossless", action="store_true", help="lossless WebP")
     conv.add_argument("--workers", type=bounded_int(1, 64), default=None, help="processes (default: cores)")
@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--source", help="only images found by this query, e.g. username:alice")
     conv.add_argument("--nsfw-class", dest="nsfw_class", choices=("sfw", "nsfw"), help="only SFW or NSFW images")
     conv.add_argument("--limit", type=positive_int, default=None, help="at most N images")
+    conv.add_argument("--refresh-metadata", "--refresh_metadata", dest="refresh_metadata", action="store_true",
+                      help="rewrite the EXIF/XMP of WebP files converted earlier from the library (tags, prompt, "
+                      "settings) without re-encoding them; --username and --limit narrow it")
 
     exp = add("export-csv", "write the library as CSV, one row per image")
     exp.add_argument("file", help="output CSV file")

@@ -360,11 +360,18 @@ async def _resume_download(services: Services, library, job: dict) -> int:
     return EXIT_OK if dl.all_on_disk else EXIT_FAILED
 
 
+async def _resume_refresh(services: Services, library, job) -> int:
+    from civitgrab_desktop.cli.convert_cmd import resume_refresh
+
+    return await resume_refresh(library, job)
+
+
 RESUMERS = {
     "download": _resume_download,
     "update": _resume_download,
     "tags": _resume_tags,
     "convert": _resume_convert,
+    "refresh_metadata": _resume_refresh,
 }
 
 

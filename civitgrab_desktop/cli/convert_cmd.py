@@ -46,6 +46,8 @@ def params_from_args(args, settings) -> ConvertParams:
 
 
 def run_convert(args, services) -> int:
+    if getattr(args, "refresh_metadata", False):
+        return run_refresh(args, services)
     params = params_from_args(args, services.settings)
     if params.dest:
         from civitgrab_desktop.cli.download_cmd import check_output_dir
@@ -97,9 +99,57 @@ def print_details(summary: dict, out=None) -> None:
     if summary.get("videos"):
         out.write(f"Videos placed in the organized folder: {summary['videos']}\n")
     if summary.get("exif_overflow"):
-        out.write(f"Metadata too large for EXIF (kept in the JSON sidecar): {summary['exif_overflow']}\n")
+        out.write(f"Metadata cut to fit the EXIF (whole in the XMP and the JSON sidecar): {summary['exif_overflow']}\n")
     if summary.get("earlier_done"):
         out.write(f"The whole job: {summary['job_done']} converted ({summary['earlier_done']} in earlier runs), "
                   f"{summary.get('job_skipped', 0)} skipped, {_saved(summary.get('job_bytes_saved') or 0)}\n")
     out.write(f"Output: {summary.get('dest') or 'in place'}\n")
     out.flush()
+
+
+# -- --refresh-metadata ----------------------------------------------------------------------------
+
+# Options that choose how or where to convert: they mean nothing to a metadata refresh.
+_NOT_FOR_REFRESH = {"in_place": "--in-place", "dest": "--dest", "quality": "--quality", "lossless": "--lossless",
+                    "only_tagged": "--only-tagged", "source": "--source", "model_version": "--model-version",
+                    "nsfw_class": "--nsfw-class", "videos": "--move-videos/--copy-videos/--no-videos"}
+
+
+def run_refresh(args, services) -> int:
+    from civitgrab_desktop.jobs.refresh_metadata import KIND, RefreshParams
+
+    given = [flag for name, flag in _NOT_FOR_REFRESH.items() if getattr(args, name, None)]
+    if given:
+        raise UsageError(f"--refresh-metadata rewrites files converted earlier; it does not take {', '.join(given)}")
+    params = RefreshParams(username=args.username, limit=args.limit)
+
+    async def go() -> int:
+        library = await services.open_library()
+        try:
+            return await _run_refresh(library, params, await library.create_job(KIND, params.to_dict()))
+        finally:
+            await services.close()
+
+    return run_async(go())
+
+
+async def resume_refresh(library, job) -> int:
+    """A refresh starts over (files already rewritten are found up to date and left as they are)."""
+    from civitgrab_desktop.jobs.refresh_metadata import RefreshParams
+
+    return await _run_refresh(library, RefreshParams.from_dict(job["params"]), job["id"])
+
+
+async def _run_refresh(library, params, job_id: str) -> int:
+    from civitgrab_desktop.jobs.refresh_metadata import RefreshMetadataJob
+
+    job = RefreshMetadataJob(library, params, job_id=job_id, listener=TerminalProgress())
+    summary = await run_job(job)
+    print_summary(summary)
+    sys.stdout.write(f"Files rewritten: {summary.get('rewritten', 0)}, already up to date: "
+                     f"{summary.get('unchanged', 0)}\n")
+    if summary.get("exif_cut"):
+        sys.stdout.write(f"Fields cut in the EXIF to fit (whole in the XMP): {summary['exif_cut']} file(s)\n")
+    if job.state.value == "stopped":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if job.state.value == "done" and not job.tally.failed else EXIT_FAILED

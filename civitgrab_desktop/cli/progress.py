@@ -124,7 +124,8 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
     w = out.write
     w("\n=== Summary ===\n")
     kind = summary.get("kind", "job")
-    verb = {"download": "Downloaded", "tags": "Tagged", "convert": "Converted"}.get(kind, "Done")
+    verb = {"download": "Downloaded", "tags": "Tagged", "convert": "Converted",
+            "refresh_metadata": "Metadata refreshed"}.get(kind, "Done")
     w(f"{verb}: {summary.get('done', 0)}")
     if kind == "download":
         w(f" ({human_bytes(summary.get('bytes', 0))})")

@@ -32,6 +32,13 @@ def convert_params(options: dict[str, Any]):
     return params
 
 
+def build_refresh_job(library, options: dict[str, Any], *, job_id: str) -> Job:
+    """The metadata refresh of converted WebP files (`convert --refresh-metadata`)."""
+    from civitgrab_desktop.jobs.refresh_metadata import RefreshMetadataJob, RefreshParams
+
+    return RefreshMetadataJob(library, RefreshParams.from_dict(options), job_id=job_id)
+
+
 def build_convert_job(library, options: dict[str, Any], *, job_id: str) -> Job:
     from civitgrab_desktop.jobs.convert import ConvertJob
 

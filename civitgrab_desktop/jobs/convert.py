@@ -36,7 +36,7 @@ from civitgrab_desktop.core.library.async_library import Library
 from civitgrab_desktop.core.library.filters import ImageFilter
 from civitgrab_desktop.core.library.rows import ImageRow
 from civitgrab_desktop.core.library.store import new_owner
-from civitgrab_desktop.core.media.exif import exif_info_from_record
+from civitgrab_desktop.core.media.embed import record_info
 from civitgrab_desktop.core.organize import layouts
 from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError
 from civitgrab_desktop.core.roots import Roots
@@ -403,7 +403,7 @@ class ConvertJob(LibraryJob):
             copies = tuple(dict.fromkeys(s.path for s in sources if s.linked and s.path and s.path != row.path))
         return ImageTask(
             image_id=row.id, src=row.path, out_dir=str(out_dir), in_place=p.in_place, options=self.options,
-            info=exif_info_from_record(row), tags=tags, record=row.record, sha256=row.sha256,
+            info=record_info(row), tags=tags, record=row.record, sha256=row.sha256,
             created_at=row.created_at, copies=copies, roots=self.roots,
         )
 
@@ -443,8 +443,8 @@ class ConvertJob(LibraryJob):
             if r.exif_dropped:
                 self.counts["exif_overflow"] += 1
                 self.message(
-                    f"image {r.image_id}: the metadata would not fit in the EXIF; left out "
-                    f"{', '.join(r.exif_dropped)} there (the JSON sidecar has everything)"
+                    f"image {r.image_id}: the metadata would not fit in the EXIF; cut "
+                    f"{', '.join(r.exif_dropped)} there (the XMP and the JSON sidecar have it whole)"
                 )
         elif r.status == "skipped":
             await self.library.mark_convert_skipped(r.image_id, self.owner, r.reason)

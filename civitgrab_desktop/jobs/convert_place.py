@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from civitgrab_desktop.core.media import files
-from civitgrab_desktop.core.media.exif import read_exif
+from civitgrab_desktop.core.media.embed import file_image_id
 from civitgrab_desktop.core.media.sniff import SNIFF_BYTES, type_from_magic
 from civitgrab_desktop.core.media.verify import verify_media
 from civitgrab_desktop.core.organize import sidecars
@@ -74,14 +74,10 @@ def link_over(src: Path, dst: Path, *, hardlink: bool = True) -> str:
 
 
 def written_for(path: Path, image_id: int) -> bool:
-    """Is `path` a WebP the converter wrote for `image_id` (our EXIF, this id)? The converter
-    only puts a file under a final name after it was verified; the tags job rewrites the EXIF
-    of recorded conversions only."""
-    try:
-        comment = read_exif(path).get("user_comment")
-    except Exception:
-        return False
-    return isinstance(comment, dict) and comment.get("civitgrab") is not None and comment.get("id") == image_id
+    """Is `path` a WebP the converter wrote for `image_id` (our XMP record, or the first
+    format's EXIF, with this id)? The converter only puts a file under a final name after it
+    was verified; the tags job rewrites the metadata of recorded conversions only."""
+    return file_image_id(path) == image_id
 
 
 def _same_file(a: Path, b: Path) -> bool:

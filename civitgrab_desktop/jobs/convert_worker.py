@@ -28,16 +28,18 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from civitgrab_desktop.core.media import files
-from civitgrab_desktop.core.media.exif import build_exif, embedded_parameters
+from civitgrab_desktop.core.media.embed import MetadataBuild, build_metadata, source_metadata
 from civitgrab_desktop.core.media.phash import hash_distance, phash_of
 from civitgrab_desktop.core.media.sniff import GIF, JPEG, PNG, SNIFF_BYTES, WEBP, type_from_magic
 from civitgrab_desktop.core.media.webp import WEBP_MAX_SIDE, _to_webp_mode, convert_to_webp, decode_webp
 from civitgrab_desktop.core.media.webp_riff import (
     WebPFormatError,
     build_webp,
+    exif_payload,
     image_chunks,
     parse_chunks,
-    with_exif,
+    with_metadata,
+    xmp_payload,
 )
 from civitgrab_desktop.core.organize import sidecars
 from civitgrab_desktop.core.roots import OutsideRootsError
@@ -133,8 +135,8 @@ def convert_image(task: ImageTask) -> TaskResult:
         raise ItemFailed("the original changed since it was downloaded (SHA-256 differs); left as it is")
     if kind not in CONVERTIBLE:
         raise ItemSkipped(f"not a JPG/PNG/GIF/WebP image ({kind.mime if kind else 'unknown format'})")
-    parameters = embedded_parameters(src)
-    built = build_exif(_info_with(task.info, parameters), task.tags)
+    source = source_metadata(src, data)
+    built = build_metadata(task.info, task.tags, source)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     place.remove_stale_temps(final)
@@ -143,12 +145,12 @@ def convert_image(task: ImageTask) -> TaskResult:
     try:
         how = "encoded"
         if kind is WEBP:
-            expected = _embed_exif(data, tmp, built.data)
-            webp_hash = verify_webp(tmp, expected, task.options.phash_threshold)
+            expected = _embed_metadata(data, tmp, built)
+            webp_hash = verify_webp(tmp, expected, task.options.phash_threshold, built)
         else:
-            expected = _encode(src, data, tmp, built.data, task.options)
+            expected = _encode(src, data, tmp, built, task.options)
             try:
-                webp_hash = verify_webp(tmp, expected, task.options.phash_threshold)
+                webp_hash = verify_webp(tmp, expected, task.options.phash_threshold, built)
             except HashMismatch as lossy_failure:
                 if task.options.lossless:
                     raise
@@ -156,8 +158,8 @@ def convert_image(task: ImageTask) -> TaskResult:
                 # lossless encode keeps every pixel, so it is the faithful copy (the log says so).
                 tmp.unlink()
                 lossless = dataclasses.replace(task.options, lossless=True)
-                expected = _encode(src, data, tmp, built.data, lossless)
-                webp_hash = verify_webp(tmp, expected, task.options.phash_threshold)
+                expected = _encode(src, data, tmp, built, lossless)
+                webp_hash = verify_webp(tmp, expected, task.options.phash_threshold, built)
                 how = "encoded-lossless"
                 notes.append(f"image {task.image_id}: lossy WebP at quality {task.options.quality} failed "
                              f"verification ({lossy_failure}); saved as lossless WebP instead")
@@ -182,19 +184,11 @@ def convert_image(task: ImageTask) -> TaskResult:
         exif_dropped=built.dropped,
         notes=notes,
     )
-    extra = _sidecar_extra(src, parameters, built.dropped, expected.src_hash, result.distance)
+    extra = _sidecar_extra(src, source.parameters, built.dropped, expected.src_hash, result.distance)
     place.write_sidecar(final, task.record, task.tags, extra)
     if task.in_place:
         place.finish_in_place(task, original_stat, final, result, extra)
     return result
-
-
-def _info_with(info: dict[str, Any], parameters: str | None) -> dict[str, Any]:
-    if not parameters:
-        return info
-    meta = dict(info.get("meta") or {})
-    meta.setdefault("parameters", parameters)
-    return {**info, "meta": meta}
 
 
 def _sidecar_extra(src: Path, parameters: str | None, dropped: tuple[str, ...], src_hash: str | None = None,
@@ -207,7 +201,7 @@ def _sidecar_extra(src: Path, parameters: str | None, dropped: tuple[str, ...], 
     if parameters:
         about["parameters"] = parameters  # the source file's own generation text
     if dropped:
-        about["exifDropped"] = list(dropped)  # left out of the EXIF to fit; all here
+        about["exifDropped"] = list(dropped)  # cut in the EXIF to fit; whole in the XMP and here
     return {"civitgrab": about}
 
 
@@ -218,7 +212,7 @@ def _oriented(im: Image.Image) -> Image.Image:
     return im
 
 
-def _encode(src: Path, data: bytes, tmp: Path, exif: bytes, options: EncodeOptions) -> _Expected:
+def _encode(src: Path, data: bytes, tmp: Path, meta: MetadataBuild, options: EncodeOptions) -> _Expected:
     """Decode once, hash the picture the WebP must show, encode it into `tmp` (fsynced)."""
     try:
         with Image.open(io.BytesIO(data)) as im:
@@ -226,7 +220,7 @@ def _encode(src: Path, data: bytes, tmp: Path, exif: bytes, options: EncodeOptio
                 raise ItemFailed(f"{im.width}x{im.height} is larger than WebP allows ({WEBP_MAX_SIDE} per side)")
             if getattr(im, "is_animated", False) and getattr(im, "n_frames", 1) > 1:
                 frames, first_hash = im.n_frames, image_hash(im)
-                outcome = convert_to_webp(src, tmp, exif=exif, quality=options.quality,
+                outcome = convert_to_webp(src, tmp, exif=meta.exif.data, xmp=meta.xmp, quality=options.quality,
                                           lossless=options.lossless, method=options.method)
                 return _Expected((outcome.width, outcome.height), frames, first_hash)
             icc = im.info.get("icc_profile") if im.mode != "CMYK" else None
@@ -241,7 +235,7 @@ def _encode(src: Path, data: bytes, tmp: Path, exif: bytes, options: EncodeOptio
         raise ItemFailed(f"cannot decode the original: {type(exc).__name__}: {exc}") from exc
     expected = _Expected(still.size, 1, image_hash(still))
     params: dict[str, Any] = {"quality": options.quality, "lossless": options.lossless,
-                              "method": options.method, "exif": exif}
+                              "method": options.method, "exif": meta.exif.data, "xmp": meta.xmp}
     if icc:
         params["icc_profile"] = icc
     with open(tmp, "xb") as fh:
@@ -251,18 +245,18 @@ def _encode(src: Path, data: bytes, tmp: Path, exif: bytes, options: EncodeOptio
     return expected
 
 
-def _embed_exif(data: bytes, tmp: Path, exif: bytes) -> _Expected:
-    """A WebP original: same image chunks, our EXIF. Verified against the original's decode."""
+def _embed_metadata(data: bytes, tmp: Path, meta: MetadataBuild) -> _Expected:
+    """A WebP original: same image chunks, our EXIF and XMP. Verified against the original's decode."""
     try:
         chunks = parse_chunks(data)
-        new = build_webp(with_exif(chunks, exif))
+        new = build_webp(with_metadata(chunks, meta.exif.data, meta.xmp))
         with Image.open(io.BytesIO(data)) as im:
             frames = getattr(im, "n_frames", 1)
             expected = _Expected(im.size, frames, image_hash(im))
     except Exception as exc:
         raise ItemFailed(f"cannot read the original WebP: {type(exc).__name__}: {exc}") from exc
     if image_chunks(parse_chunks(new)) != image_chunks(chunks):
-        raise ItemFailed("inserting the EXIF changed the image data")
+        raise ItemFailed("inserting the metadata changed the image data")
     with open(tmp, "xb") as fh:
         fh.write(new)
         fh.flush()
@@ -292,11 +286,15 @@ def image_hash(im: Image.Image) -> str:
     return phash_of(small)
 
 
-def verify_webp(path: Path, expected: _Expected, threshold: int) -> str:
-    """Re-open the written WebP, decode every frame it has, compare size, frames and pHash.
-    Returns its hash; raises ItemFailed with the reason otherwise."""
+def verify_webp(path: Path, expected: _Expected, threshold: int, meta: MetadataBuild | None = None) -> str:
+    """Re-open the written WebP, decode every frame it has, compare size, frames and pHash, and
+    (given `meta`) check its EXIF and XMP chunks hold exactly what was built. Returns its hash;
+    raises ItemFailed with the reason otherwise."""
+    data = path.read_bytes()
+    if meta is not None:
+        _verify_metadata(data, meta)
     try:
-        decoded = decode_webp(path.read_bytes())
+        decoded = decode_webp(data)
         webp_hash = image_hash(decoded.first)
     except Exception as exc:
         raise ItemFailed(f"verification failed: the WebP cannot be decoded ({type(exc).__name__}: {exc})") from exc
@@ -313,6 +311,16 @@ def verify_webp(path: Path, expected: _Expected, threshold: int) -> str:
             f"verification failed: perceptual hash distance {distance} is above the threshold {threshold}"
         )
     return webp_hash
+
+
+def _verify_metadata(data: bytes, meta: MetadataBuild) -> None:
+    try:
+        chunks = parse_chunks(data)
+    except WebPFormatError as exc:
+        raise ItemFailed(f"verification failed: the WebP is malformed ({exc})") from exc
+    exif = meta.exif.data[6:] if meta.exif.data.startswith(b"Exif\x00\x00") else meta.exif.data
+    if exif_payload(chunks) != exif or xmp_payload(chunks) != meta.xmp:
+        raise ItemFailed("verification failed: the WebP's EXIF/XMP are not what was written")
 
 
 def _recorded_hashes(final: Path) -> tuple[str | None, int | None]:

@@ -30,8 +30,7 @@ from civitgrab_desktop.core.civitai.records import TagVote
 from civitgrab_desktop.core.library.async_library import Library
 from civitgrab_desktop.core.library.rows import ImageRow
 from civitgrab_desktop.core.library.store import new_owner
-from civitgrab_desktop.core.media.exif import build_exif, exif_info_from_record, read_exif
-from civitgrab_desktop.core.media.webp import insert_exif
+from civitgrab_desktop.core.media.embed import record_info
 from civitgrab_desktop.core.organize.sidecars import SidecarError, update_json_sidecar_tags
 from civitgrab_desktop.core.roots import OutsideRootsError, Roots
 from civitgrab_desktop.jobs.job import JobState, JobStopped, LibraryJob, RateLimitedEvent
@@ -346,8 +345,8 @@ class TagsJob(LibraryJob):
                     webp = conversion.webp_path
         if self._roots is None:  # the folders whose files may be changed (core/roots.py)
             self._roots = await self.library.roots()
-        plan = TagFiles(row.id, list(dict.fromkeys(paths)), row.record or None, dicts, webp, exif_info_from_record(row),
-                        self._roots)
+        plan = TagFiles(row.id, list(dict.fromkeys(paths)), row.record or None, dicts, webp, record_info(row),
+                        self._roots, row.path)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, write_tag_files, plan)
 
@@ -373,14 +372,15 @@ class TagFiles:
     record: dict[str, Any] | None
     tags: list[dict[str, Any]]
     webp_path: str | None
-    exif_info: dict[str, Any]
+    exif_info: dict[str, Any]  # embed.record_info(row)
     roots: Roots = Roots()  # files outside these are read-only: their tags live in the library only
+    original_path: str | None = None  # the download, when still on disk (its generator texts)
 
 
 def write_tag_files(plan: TagFiles) -> list[str]:
     """Put the tags into the sidecar next to every copy of the media file and into the WebP's
-    EXIF; returns the problems (empty when everything was written). Files outside the chosen
-    folders (imported read-only) are left as they are."""
+    EXIF and XMP; returns the problems (empty when everything was written). Files outside the
+    chosen folders (imported read-only) are left as they are."""
     problems: list[str] = []
     sidecar_paths = dict.fromkeys(Path(p).parent / f"{plan.image_id}.json" for p in plan.media_paths if Path(p).exists())
     for sidecar in sidecar_paths:
@@ -394,28 +394,11 @@ def write_tag_files(plan: TagFiles) -> list[str]:
         except (OSError, SidecarError, OutsideRootsError) as exc:
             problems.append(f"could not write {sidecar}: {exc}")
     if plan.webp_path and Path(plan.webp_path).exists() and plan.roots.contains(plan.webp_path):
+        from civitgrab_desktop.jobs.refresh_metadata import NotOurFile, RefreshPlan, refresh_file
+
         try:
-            plan.roots.check(plan.webp_path, "write")
-            insert_exif(plan.webp_path, build_exif(_exif_info(plan), plan.tags).data)
-        except (OSError, ValueError) as exc:  # OutsideRootsError is a ValueError
+            refresh_file(RefreshPlan(plan.image_id, plan.webp_path, plan.original_path, plan.exif_info, plan.tags,
+                                     plan.roots))
+        except (OSError, ValueError, NotOurFile) as exc:  # OutsideRootsError is a ValueError
             problems.append(f"could not write the tags into {plan.webp_path}: {exc}")
     return problems
-
-
-def _exif_info(plan: TagFiles) -> dict[str, Any]:
-    """The converter's EXIF fields, keeping what it found in the source file (the generator's
-    `parameters` text, the model name) that the library does not hold."""
-    info = dict(plan.exif_info)
-    try:
-        old = read_exif(plan.webp_path)["user_comment"]
-    except Exception:  # unreadable old EXIF: rebuilt from the library alone
-        old = None
-    if isinstance(old, dict) and old.get("civitgrab"):
-        if old.get("modelName") and not info.get("modelName"):
-            info["modelName"] = old["modelName"]
-        old_meta = old.get("meta") if isinstance(old.get("meta"), dict) else {}
-        meta = dict(info.get("meta") or {})
-        if old_meta.get("parameters") and "parameters" not in meta:
-            meta["parameters"] = old_meta["parameters"]
-        info["meta"] = meta
-    return info

@@ -33,25 +33,29 @@ def worker_convert(src: str, dst: str) -> dict[str, Any]:
     """Runs in a worker process (like the converter): JPEG -> WebP with our EXIF, verified."""
     from PIL import features
 
-    from civitgrab_desktop.core.media.exif import build_exif, read_exif
+    from civitgrab_desktop.core.media.embed import build_metadata
+    from civitgrab_desktop.core.media.exif import read_exif
     from civitgrab_desktop.core.media.phash import verify_conversion
     from civitgrab_desktop.core.media.webp import convert_to_webp
+    from civitgrab_desktop.core.media.webp_riff import parse_chunks, xmp_payload
+    from civitgrab_desktop.core.media.xmp import read_xmp
 
     if not features.check("webp"):
         raise CheckFailed("Pillow has no WebP support")
     info = {"id": 1, "username": "selftest", "meta": {"prompt": "self test ✓"}, "createdAt": "2024-01-02T03:04:05Z"}
-    exif = build_exif(info, [{"name": "test", "score": 1}]).data
-    outcome = convert_to_webp(src, dst, exif=exif, quality=90)
+    built = build_metadata(info, [{"name": "test", "score": 1}])
+    outcome = convert_to_webp(src, dst, exif=built.exif.data, xmp=built.xmp, quality=90)
     check = verify_conversion(src, dst)
-    back = read_exif(dst)
-    comment = back.get("user_comment") or {}
+    comment = read_exif(dst).get("user_comment") or ""
+    with open(dst, "rb") as fh:
+        xmp = read_xmp(xmp_payload(parse_chunks(fh.read())))
     return {
         "pid": os.getpid(),
         "size": [outcome.width, outcome.height],
         "webp_bytes": outcome.webp_bytes,
         "phash_distance": check.distance,
         "same_size": check.same_size,
-        "exif_roundtrip": isinstance(comment, dict) and comment.get("meta", {}).get("prompt") == "self test ✓",
+        "exif_roundtrip": comment == "self test ✓" and xmp["description"] == "self test ✓" and xmp["subject"] == ["test"],
         "libwebp": features.version("webp"),
     }
 
@@ -79,7 +83,7 @@ async def check_worker(work: Path) -> dict[str, Any]:
     if result["phash_distance"] > 6:
         raise CheckFailed(f"WebP differs from the JPEG (phash distance {result['phash_distance']})")
     if not result["exif_roundtrip"]:
-        raise CheckFailed("the EXIF written into the WebP did not read back")
+        raise CheckFailed("the EXIF and XMP written into the WebP did not read back")
     result["start_method"] = pool_context().get_start_method()
     result.pop("pid")
     from PIL import Image

@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from civitgrab_desktop.core.civitai.records import parse_tag_vote
+from civitgrab_desktop.core.media.embed import read_file_xmp
 from civitgrab_desktop.core.media.exif import read_exif
 from civitgrab_desktop.core.organize import layouts
 from tests.fake_civitai.dataset import a1111_parameters
@@ -69,14 +70,19 @@ def test_every_image_gets_a_webp_with_tags_prompt_and_parameters_in_the_browse_l
             exif = read_exif(webp)
             names = [t["name"] for t in tags[image_id]]
             assert sorted(exif["keywords"]) == sorted(n.replace(";", ",") for n in names)
-            comment = exif["user_comment"]
-            assert comment["id"] == image_id and exif["artist"] == "alice"
-            assert {t["name"]: t["score"] for t in comment["tags"]} == {t["name"]: t["score"] for t in tags[image_id]}
+            xmp = read_file_xmp(webp)
+            assert xmp["record"]["ImageId"] == str(image_id) and exif["artist"] == "alice"
+            assert {t["name"]: t["score"] for t in xmp["record"].get("tags", [])} == {
+                t["name"]: str(t["score"]) for t in tags[image_id]}
+            assert sorted(xmp["subject"]) == sorted(names)
             prompt = (item.meta or {}).get("prompt")
             if prompt:
-                assert exif["description"] == prompt
+                assert xmp["description"] == prompt
+                assert exif["user_comment"].startswith(prompt.strip())
+                if prompt.isascii():
+                    assert exif["description"] == prompt
             if item.media_format == "png" and a1111_parameters(item):
-                assert comment["meta"]["parameters"] == a1111_parameters(item)
+                assert exif["user_comment"] == a1111_parameters(item)
             sidecar = json.loads((folder / f"{image_id}.json").read_text(encoding="utf-8"))
             assert sidecar["id"] == image_id and sorted(t["name"] for t in sidecar["tags"]) == sorted(names)
             conv = store.conversion_of(image_id)

@@ -157,9 +157,9 @@ def test_frozen_cli_downloads_tags_and_converts(built, fake_civitai, tmp_path):
     assert "Failed: 0" in out, out
     webps = list((tmp_path / "browse").rglob("*.webp"))
     assert len(webps) >= len(originals)
-    from civitgrab_desktop.core.media.exif import read_exif
+    from civitgrab_desktop.core.media.embed import file_image_id, read_file_xmp
 
-    assert read_exif(webps[0]).get("user_comment")  # the record and tags went into EXIF
+    assert file_image_id(webps[0]) and read_file_xmp(webps[0])["record"]  # the record went into XMP
 
     # the library and settings are in the (temporary) user's data dir, nothing is next to the executable
     assert (home / "data" / "civitgrab" / "library.sqlite3").is_file()

@@ -360,19 +360,15 @@ def test_auto_falls_back_when_the_api_refuses(workspace, fake_civitai):
 def convert_one(store, image_id: int) -> Path:
     """Do what the converter does for one image (its job is written elsewhere): WebP with our EXIF
     beside the original, recorded in the library."""
-    from civitgrab_desktop.core.media.webp import (
-        build_exif,
-        convert_to_webp,
-        embedded_parameters,
-        exif_info_from_record,
-    )
+    from civitgrab_desktop.core.media.embed import build_metadata, record_info, source_metadata
+    from civitgrab_desktop.core.media.webp import convert_to_webp
 
     row = store.image(image_id)
     src = Path(row.path)
     webp = src.with_suffix(".webp")
-    exif = build_exif(exif_info_from_record(row, parameters=embedded_parameters(src)), [])
+    built = build_metadata(record_info(row), [], source_metadata(src))
     tmp = webp.with_name(webp.name + ".tmp")
-    outcome = convert_to_webp(src, tmp, exif=exif.data, quality=80)
+    outcome = convert_to_webp(src, tmp, exif=built.exif.data, xmp=built.xmp, quality=80)
     os.replace(tmp, webp)
     store.record_conversion(image_id, "converter-test", webp_path=str(webp), quality=80,
                             src_bytes=outcome.src_bytes, webp_bytes=outcome.webp_bytes)
@@ -380,6 +376,7 @@ def convert_one(store, image_id: int) -> Path:
 
 
 def test_converted_webp_gets_the_tags_in_its_exif(workspace, fake_civitai):
+    from civitgrab_desktop.core.media.embed import read_file_xmp
     from civitgrab_desktop.core.media.webp import read_exif
     from civitgrab_desktop.core.media.webp_riff import image_chunks, parse_chunks
 
@@ -394,23 +391,23 @@ def test_converted_webp_gets_the_tags_in_its_exif(workspace, fake_civitai):
         image_id = (pngs or candidates)[0]
         webp = convert_one(store, image_id)
     before = read_exif(webp)
+    before_xmp = read_file_xmp(webp)
     pixels = image_chunks(parse_chunks(webp.read_bytes()))
     mtime = webp.stat().st_mtime
     run = workspace.cli("tags", "--method", "api")
     assert run.returncode == 0, run.output
     exif = read_exif(webp)
+    xmp = read_file_xmp(webp)
     expected = ds.expected_tags(image_id)
-    payload = exif["user_comment"]
-    assert {t["id"]: (t["name"], t["score"]) for t in payload["tags"]} == {
-        t["id"]: (t["name"], t["score"]) for t in expected
+    assert {t["id"]: (t["name"], t["score"]) for t in xmp["record"]["tags"]} == {
+        str(t["id"]): (t["name"], str(t["score"])) for t in expected
     }
-    assert payload["tags"][0]["upVotes"] == expected[0]["upVotes"]
+    assert xmp["record"]["tags"][0]["upVotes"] == str(expected[0]["upVotes"])
     assert sorted(exif["keywords"]) == sorted(t["name"] for t in expected)
+    assert sorted(xmp["subject"]) == sorted(t["name"] for t in expected)
     # everything else the converter wrote is still there, and the image was not re-encoded
-    assert {k: v for k, v in payload.items() if k != "tags"} == {
-        k: v for k, v in before["user_comment"].items() if k != "tags"
-    }
-    assert exif["description"] == before["description"] and exif["artist"] == before["artist"]
+    assert {k: v for k, v in exif.items() if k != "keywords"} == {k: v for k, v in before.items() if k != "keywords"}
+    assert {k: v for k, v in xmp["record"].items() if k != "tags"} == before_xmp["record"]
     assert image_chunks(parse_chunks(webp.read_bytes())) == pixels
     assert abs(webp.stat().st_mtime - mtime) < 1
     with workspace.store() as store:

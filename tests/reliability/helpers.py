@@ -330,24 +330,25 @@ def _plain_phash(im):
 
 def converted_webp_problem(data: bytes, image_id: int, original: bytes, content_type: str) -> str | None:
     """Why `data` (a WebP under the final name `<image_id>.webp`) is not the converter's faithful
-    WebP of `original`, or None when it is: it carries the converter's EXIF for this image id, and
+    WebP of `original`, or None when it is: it carries the converter's metadata for this image id, and
     - a WebP original: its picture chunks are the original's, byte for byte (only EXIF added);
     - a JPEG/PNG/GIF original: same oriented size and frame count, and the same picture (pHash)."""
     import io
 
     from PIL import Image
 
-    from civitgrab_desktop.core.media.exif import read_exif
+    from civitgrab_desktop.core.media.embed import webp_image_id
     from civitgrab_desktop.core.media.webp_riff import image_chunks, parse_chunks
 
     try:
-        comment = read_exif(data).get("user_comment")
+        parse_chunks(data)
+        found = webp_image_id(data)
     except Exception as exc:
-        return f"its EXIF cannot be read ({exc})"
-    if not isinstance(comment, dict) or comment.get("civitgrab") is None:
-        return "it has no civitgrab EXIF (not written by the converter)"
-    if comment.get("id") != image_id:
-        return f"its EXIF describes image {comment.get('id')}"
+        return f"it cannot be read as a WebP ({exc})"
+    if found is None:
+        return "it has no civitgrab metadata (not written by the converter)"
+    if found != image_id:
+        return f"its metadata describes image {found}"
     try:
         if content_type == "image/webp":
             if image_chunks(parse_chunks(data)) != image_chunks(parse_chunks(original)):

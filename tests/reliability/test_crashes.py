@@ -310,8 +310,8 @@ def test_the_conversion_checker_catches_unfaithful_webps(fake, tmp_path):
 
     from PIL import Image
 
-    from civitgrab_desktop.core.media.exif import build_exif
-    from civitgrab_desktop.core.media.webp_riff import build_webp, parse_chunks, with_exif
+    from civitgrab_desktop.core.media.embed import build_metadata
+    from civitgrab_desktop.core.media.webp_riff import build_webp, parse_chunks, with_metadata
     from tests.reliability.helpers import converted_webp_problem
 
     dataset = fake.dataset
@@ -324,7 +324,8 @@ def test_the_conversion_checker_catches_unfaithful_webps(fake, tmp_path):
         data, _ = dataset.media(item.id)
         buf = io.BytesIO()
         with Image.open(io.BytesIO(data)) as im:
-            im.convert("RGB").save(buf, "WEBP", quality=quality, exif=build_exif({"id": image_id}, []).data)
+            built = build_metadata({"id": image_id}, [])
+            im.convert("RGB").save(buf, "WEBP", quality=quality, exif=built.exif.data, xmp=built.xmp)
         return buf.getvalue()
 
     original, content_type = dataset.media(jpeg.id)
@@ -337,10 +338,11 @@ def test_the_conversion_checker_catches_unfaithful_webps(fake, tmp_path):
     assert cut and "cannot" in cut, cut
 
     webp_original, webp_type = dataset.media(webp.id)
-    exif = build_exif({"id": webp.id}, []).data
-    ours = build_webp(with_exif(parse_chunks(webp_original), exif))
+    built = build_metadata({"id": webp.id}, [])
+    exif = built.exif.data
+    ours = build_webp(with_metadata(parse_chunks(webp_original), exif, built.xmp))
     assert converted_webp_problem(ours, webp.id, webp_original, webp_type) is None
     with Image.open(io.BytesIO(webp_original)) as im:
         buf = io.BytesIO()
-        im.save(buf, "WEBP", quality=50, exif=exif)  # re-encoded: same picture, other chunks
+        im.save(buf, "WEBP", quality=50, exif=exif, xmp=built.xmp)  # re-encoded: same picture, other chunks
     assert "picture chunks differ" in converted_webp_problem(buf.getvalue(), webp.id, webp_original, webp_type)

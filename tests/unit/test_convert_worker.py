@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
+from civitgrab_desktop.core.media.embed import read_file_xmp
 from civitgrab_desktop.core.media.exif import read_exif
 from civitgrab_desktop.core.media.webp_riff import image_chunks, parse_chunks
 from civitgrab_desktop.core.roots import Roots
@@ -75,13 +76,15 @@ def test_jpeg_becomes_a_verified_webp_with_exif_and_sidecar(tmp_path):
     assert result.distance is not None and result.distance <= 4
     assert result.src_phash and result.webp_phash and result.webp_bytes == final.stat().st_size
     exif = read_exif(final)
-    assert exif["description"] == PROMPT
+    assert exif["description"] is None  # not ASCII: EXIF declares the tag ASCII; XMP has it
+    assert read_file_xmp(final)["description"] == PROMPT
     assert exif["keywords"] == ["lighthouse", "sunset"]
     assert exif["artist"] == "alice"
     assert exif["datetime"] == "2025:03:04 05:06:07"
-    comment = exif["user_comment"]
-    assert comment["id"] == 1 and comment["meta"]["prompt"] == PROMPT
-    assert [(t["name"], t["score"]) for t in comment["tags"]] == [("lighthouse", 12), ("sunset", 4)]
+    assert exif["user_comment"] == f"{PROMPT}\nNegative prompt: blurry\nSeed: 42"
+    record_ = read_file_xmp(final)["record"]
+    assert record_["ImageId"] == "1" and json.loads(record_["Meta"])["prompt"] == PROMPT
+    assert [(t["name"], t["score"]) for t in record_["tags"]] == [("lighthouse", "12"), ("sunset", "4")]
     sidecar = json.loads((out / "1.json").read_text())
     assert sidecar["id"] == 1 and sidecar["tags"] == TAGS
     assert sidecar["civitgrab"]["convertedFrom"] == "1.jpeg"
@@ -90,14 +93,14 @@ def test_jpeg_becomes_a_verified_webp_with_exif_and_sidecar(tmp_path):
     assert no_temp_files(tmp_path)
 
 
-def test_png_parameters_are_kept_in_the_exif_meta(tmp_path):
+def test_png_parameters_are_copied_verbatim_into_the_user_comment(tmp_path):
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", PARAMETERS)
     src = save(photo((200, 200), seed=3), tmp_path / "2.png", "PNG", pnginfo=info)
     result = run_task(task(src, tmp_path / "out", image_id=2))
     assert result.status == "converted", result.reason
-    comment = read_exif(tmp_path / "out" / "2.webp")["user_comment"]
-    assert comment["meta"]["parameters"] == PARAMETERS
+    assert read_exif(tmp_path / "out" / "2.webp")["user_comment"] == PARAMETERS
+    assert read_file_xmp(tmp_path / "out" / "2.webp")["record"]["ParametersSource"] == "file"
     assert json.loads((tmp_path / "out" / "2.json").read_text())["civitgrab"]["parameters"] == PARAMETERS
 
 
@@ -118,7 +121,7 @@ def test_webp_original_in_place_is_replaced_by_the_same_picture_with_exif(tmp_pa
     assert result.status == "converted", result.reason
     assert result.original_removed and result.webp_path == str(src)
     assert image_chunks(parse_chunks(src.read_bytes())) == before
-    assert read_exif(src)["description"] == PROMPT
+    assert read_exif(src)["user_comment"].startswith(PROMPT) and read_file_xmp(src)["description"] == PROMPT
 
 
 def test_animated_gif_stays_animated(tmp_path):
@@ -213,6 +216,24 @@ def test_verification_rejects_another_picture_or_size(tmp_path):
         verify_webp(path, _Expected((256, 192), 1, own), 4)
 
 
+def test_verification_rejects_a_webp_whose_metadata_is_not_what_was_built(tmp_path):
+    from civitgrab_desktop.core.media.embed import build_metadata
+
+    built = build_metadata({"id": 1, "meta": {"prompt": "a"}}, [{"name": "cat", "score": 1}])
+    path = save(photo((256, 192), seed=1), tmp_path / "a.webp", "WEBP", quality=90, exif=built.exif.data,
+                xmp=built.xmp)
+    with Image.open(path) as im:
+        im.load()
+        own = image_hash(im)
+    assert verify_webp(path, _Expected((256, 192), 1, own), 4, built) == own
+    other = build_metadata({"id": 2, "meta": {"prompt": "a"}}, [])
+    with pytest.raises(ItemFailed, match="EXIF/XMP are not what was written"):
+        verify_webp(path, _Expected((256, 192), 1, own), 4, other)
+    save(photo((256, 192), seed=1), path, "WEBP", quality=90, exif=built.exif.data)  # XMP lost
+    with pytest.raises(ItemFailed, match="EXIF/XMP are not what was written"):
+        verify_webp(path, _Expected((256, 192), 1, own), 4, built)
+
+
 def test_threshold_decides_between_the_lossy_encode_and_a_lossless_one(tmp_path):
     """Quality 1 moves a detailed picture's pHash: within a loose threshold the lossy WebP is kept;
     past a strict one it is replaced by a lossless WebP (every pixel kept), and the note says so."""
@@ -230,18 +251,20 @@ def test_threshold_decides_between_the_lossy_encode_and_a_lossless_one(tmp_path)
     assert src.exists() and no_temp_files(tmp_path)
 
 
-def test_exif_overflow_keeps_tags_and_prompt_and_the_sidecar_keeps_everything(tmp_path):
-    huge = {"prompt": PROMPT, "workflow": "x" * 90_000}
+def test_exif_overflow_keeps_tags_and_settings_and_the_xmp_and_sidecar_keep_everything(tmp_path):
+    huge = {"prompt": "猫" * 100_000, "negativePrompt": "n", "seed": 42}
     rec = record(13, meta=huge)
     src = save(photo((128, 96)), tmp_path / "13.jpeg", "JPEG")
     result = run_task(task(src, tmp_path / "out", image_id=13, record=rec))
     assert result.status == "converted", result.reason
-    assert "meta" in result.exif_dropped
+    assert "parameters" in result.exif_dropped
     exif = read_exif(tmp_path / "out" / "13.webp")
-    assert exif["description"] == PROMPT and exif["keywords"] == ["lighthouse", "sunset"]
-    assert "workflow" not in exif["user_comment"]["meta"]
+    assert exif["keywords"] == ["lighthouse", "sunset"]
+    assert "cut: the full text is in the file's XMP" in exif["user_comment"]
+    assert exif["user_comment"].endswith("Negative prompt: n\nSeed: 42")
+    assert read_file_xmp(tmp_path / "out" / "13.webp")["description"] == "猫" * 100_000
     sidecar = json.loads((tmp_path / "out" / "13.json").read_text())
-    assert sidecar["meta"]["workflow"] == "x" * 90_000
+    assert sidecar["meta"]["prompt"] == "猫" * 100_000
     assert sidecar["civitgrab"]["exifDropped"] == list(result.exif_dropped)
 
 

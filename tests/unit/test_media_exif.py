@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 import piexif
 import piexif.helper
@@ -11,10 +10,12 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from civitgrab_desktop.core.civitai.records import parse_image
+from civitgrab_desktop.core.media.a1111 import split_parameters
+from civitgrab_desktop.core.media.embed import embedded_parameters
 from civitgrab_desktop.core.media.exif import (
+    CUT_MARKER,
     EXIF_MAX_BYTES,
     build_exif,
-    embedded_parameters,
     exif_info_from_record,
     read_exif,
 )
@@ -22,7 +23,7 @@ from tests.unit.test_media_samples import photo
 
 INFO = {
     "id": 101,
-    "username": "ålice_猫",
+    "username": "alice_9",
     "modelName": "DreamShaper",
     "modelVersionName": "8",
     "checkpoint": "dreamshaper_8",
@@ -30,7 +31,10 @@ INFO = {
     "nsfwLevel": 1,
     "createdAt": "2024-03-05T07:08:09.123Z",
     "url": "https://image.example/101.jpeg?token=SECRET",
-    "meta": {"prompt": "a cat, 日本語, \\(best\\)", "negativePrompt": "blurry", "steps": 20, "parameters": "a cat\nSteps: 20"},
+    "width": 512,
+    "height": 768,
+    "meta": {"prompt": "a cat, \\(best\\)", "negativePrompt": "blurry", "steps": 20, "sampler": "Euler a",
+             "cfgScale": 7, "seed": 5},
 }
 TAGS = [
     {"id": 1, "name": "cat", "type": "Label", "score": 12, "upVotes": 13, "downVotes": 1, "automated": True},
@@ -43,23 +47,33 @@ def test_round_trip_through_exif_bytes():
     assert not built.overflow and built.data.startswith(b"Exif\x00\x00")
     got = read_exif(built.data)
     assert got["description"] == INFO["meta"]["prompt"]
-    assert got["artist"] == "ålice_猫"
+    assert got["artist"] == "alice_9"
     assert got["keywords"] == ["cat", "semi,colon"]
     assert got["datetime"] == "2024:03:05 07:08:09"
     assert got["software"] == "civitgrab"
-    comment = got["user_comment"]
-    assert comment["civitgrab"] == 1
-    assert comment["meta"] == INFO["meta"]  # including the PNG parameters text
-    assert comment["tags"][0] == TAGS[0]
-    assert comment["url"] == "https://image.example/101.jpeg"  # no API key in files
+    assert got["user_comment"] == ("a cat, \\(best\\)\nNegative prompt: blurry\n"
+                                   "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x768, Model: dreamshaper_8")
 
 
-def test_user_comment_is_plain_ascii_json():
-    exif = piexif.load(build_exif(INFO, TAGS).data)
-    raw = exif["Exif"][piexif.ExifIFD.UserComment]
-    assert raw.startswith(b"ASCII\x00\x00\x00")
-    assert raw[8:].isascii()
-    assert json.loads(raw[8:])["username"] == "ålice_猫"
+def test_user_comment_is_exif_unicode_in_the_blocks_byte_order():
+    data = build_exif(dict(INFO, meta={**INFO["meta"], "prompt": "猫 🐱"}), TAGS).data
+    assert data[6:8] == b"MM"  # piexif writes big-endian blocks...
+    raw = piexif.load(data)["Exif"][piexif.ExifIFD.UserComment]
+    assert raw[:8] == b"UNICODE\x00"
+    assert raw[8:].decode("utf-16-be").startswith("猫 🐱\nNegative prompt: blurry")  # ...so UTF-16BE
+
+
+def test_the_source_parameters_are_copied_verbatim():
+    text = "masterpiece,  a fox\nNegative prompt: x\nSteps: 9, Sampler: Foo, CFG scale: 1.5, Seed: 1, Custom: \"a, b\""
+    got = read_exif(build_exif(INFO, TAGS, parameters=text).data)
+    assert got["user_comment"] == text
+
+
+def test_non_ascii_prompts_and_users_stay_out_of_the_ascii_tags():
+    info = dict(INFO, username="ålice_猫", meta={"prompt": "日本語の猫"})
+    got = read_exif(build_exif(info, TAGS).data)
+    assert got["description"] is None and got["artist"] is None  # XMP has them
+    assert got["user_comment"].startswith("日本語の猫")
 
 
 def test_xp_keywords_are_utf16le():
@@ -70,7 +84,7 @@ def test_xp_keywords_are_utf16le():
 def test_missing_fields_are_left_out():
     got = read_exif(build_exif({"id": 5}, None).data)
     assert got["description"] is None and got["artist"] is None and got["datetime"] is None
-    assert got["keywords"] == [] and got["user_comment"] == {"civitgrab": 1, "id": 5, "tags": []}
+    assert got["keywords"] == [] and got["user_comment"] is None and got["comfy"] == {}
 
 
 def test_info_from_a_record():
@@ -84,37 +98,33 @@ def test_info_from_a_record():
     assert rec.meta == {"prompt": "p", "Model": "m"}  # the record is not changed
 
 
-def test_overflow_drops_bulky_meta_first():
-    info = dict(INFO, meta={**INFO["meta"], "parameters": "x" * 70_000, "comfy": {"nodes": ["n"] * 5000}})
-    built = build_exif(info, TAGS)
-    assert built.overflow and built.dropped == ("meta",)
+def test_a_100kb_prompt_is_cut_with_a_marker_and_the_settings_stay():
+    prompt = "猫 " * 50_000
+    built = build_exif(dict(INFO, meta={**INFO["meta"], "prompt": prompt}), TAGS)
+    assert built.overflow and "parameters" in built.dropped
     assert len(built.data) <= EXIF_MAX_BYTES
-    got = read_exif(built.data)
-    assert got["user_comment"]["meta"] == {"prompt": INFO["meta"]["prompt"], "negativePrompt": "blurry"}
-    assert got["user_comment"]["tags"] == TAGS
-    assert got["description"] == INFO["meta"]["prompt"]
+    assert built.parameters.startswith(prompt.strip())  # whole, for the XMP
+    comment = read_exif(built.data)["user_comment"]
+    got_prompt, negative, settings_pairs = split_parameters(comment)
+    assert got_prompt.endswith(CUT_MARKER.strip()) and got_prompt.startswith("猫 猫 猫")
+    assert negative == "blurry" and dict(settings_pairs)["Seed"] == "5"
 
 
-def test_overflow_then_drops_tag_vote_details():
-    tags = [
-        {"id": i, "name": f"tag number {i}", "type": "UserGenerated", "score": i, "upVotes": i, "downVotes": 0,
-         "automated": False, "needsReview": False}
-        for i in range(900)
-    ]
+def test_five_thousand_tags_fit_with_a_note():
+    tags = [{"id": i, "name": f"tag number {i}", "score": i} for i in range(5000)]
     built = build_exif(INFO, tags)
-    assert built.overflow and built.dropped == ("meta", "tag_votes")
+    assert built.overflow and "keywords" in built.dropped and len(built.data) <= EXIF_MAX_BYTES
+    keywords = read_exif(built.data)["keywords"]
+    assert keywords[:3] == ["tag number 0", "tag number 1", "tag number 2"]
+    assert keywords[-1].startswith("… (+") and "more tags in the file's XMP" in keywords[-1]
+
+
+def test_lone_surrogates_nul_and_control_characters_never_fail():
+    info = dict(INFO, username="bad\ud800user", meta={"prompt": "a\x00b\ud83d c\x07d\x1b", "negativePrompt": "\udfff"})
+    built = build_exif(info, [{"name": "x\ud800", "score": 1}])
     got = read_exif(built.data)
-    assert got["user_comment"]["tags"][5] == {"name": "tag number 5", "score": 5}
-    assert len(got["keywords"]) == 900
-    assert got["user_comment"]["meta"]["prompt"] == INFO["meta"]["prompt"]
-
-
-def test_absurd_input_still_fits():
-    info = dict(INFO, meta={"prompt": "猫" * 40_000, "negativePrompt": "n" * 40_000})
-    tags = [{"name": "t" * 50 + str(i), "score": i} for i in range(3000)]
-    built = build_exif(info, tags)
-    assert built.overflow and len(built.data) <= EXIF_MAX_BYTES
-    assert read_exif(built.data)["description"].startswith("猫" * 100)
+    assert got["user_comment"].startswith("ab\ufffd c\x07d\x1b")
+    assert got["keywords"] == ["x\ufffd"]
 
 
 def test_read_exif_of_a_file_without_exif(tmp_path):
@@ -131,18 +141,15 @@ tag_name = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x0
 
 
 @settings(max_examples=60, deadline=None)
-@given(prompt=text_without_nul, username=text_without_nul, names=st.lists(tag_name, max_size=15))
-def test_exif_round_trip_through_a_real_webp(prompt, username, names):
+@given(prompt=text_without_nul, names=st.lists(tag_name, max_size=15))
+def test_exif_round_trip_through_a_real_webp(prompt, names):
     tags = [{"name": n, "score": i} for i, n in enumerate(names)]
-    built = build_exif({"id": 1, "username": username, "meta": {"prompt": prompt}}, tags)
+    built = build_exif({"id": 1, "meta": {"prompt": prompt}}, tags)
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), "red").save(buf, "WEBP", exif=built.data)
     got = read_exif(buf.getvalue())
-    assert got["description"] == (prompt or None)
-    assert got["artist"] == (username or None)
+    assert got["user_comment"] == (prompt.strip() or None)
     assert got["keywords"] == names
-    assert got["user_comment"]["tags"] == tags
-    assert got["user_comment"]["meta"]["prompt"] == prompt
 
 
 @pytest.mark.parametrize("created", ["2024-03-05T07:08:09+02:00", "2024-03-05T05:08:09", "2024-03-05T05:08:09.5Z"])
@@ -156,9 +163,6 @@ def test_embedded_parameters_from_a_jpeg_user_comment(tmp_path):
     path = tmp_path / "a1111.jpeg"
     photo((16, 16)).save(path, exif=exif)
     assert embedded_parameters(path) == params
-    ours = tmp_path / "ours.webp"
-    photo((16, 16)).save(ours, "WEBP", exif=build_exif(INFO, TAGS).data)
-    assert embedded_parameters(ours) is None
     plain = tmp_path / "plain.png"
     photo((16, 16)).save(plain)
     assert embedded_parameters(plain) is None

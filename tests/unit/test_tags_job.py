@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import piexif
+import piexif.helper
 import pytest
 from PIL import Image
 
 from civitgrab_desktop.core.civitai.records import TagVote
-from civitgrab_desktop.core.media.exif import build_exif, read_exif
+from civitgrab_desktop.core.media.embed import read_file_xmp
+from civitgrab_desktop.core.media.exif import read_exif
 from civitgrab_desktop.core.media.webp_riff import image_chunks, parse_chunks
 from civitgrab_desktop.core.roots import Roots
 from civitgrab_desktop.jobs.tags import TagFiles, TagsParams, _tag_dict, write_tag_files
@@ -55,7 +58,11 @@ TAGS = [{"id": 1, "name": "cat", "score": 9}, {"id": 2, "name": "sitting", "scor
 
 
 def make_webp(path: Path, info: dict) -> None:
-    Image.new("RGB", (16, 12), (200, 30, 40)).save(path, "WEBP", quality=80, exif=build_exif(info, []).data)
+    """A WebP as civitgrab's first format wrote it: JSON in an ASCII UserComment."""
+    comment = json.dumps({"civitgrab": 1, **info, "tags": []})
+    exif = piexif.dump({"0th": {piexif.ImageIFD.Software: b"civitgrab"},
+                        "Exif": {piexif.ExifIFD.UserComment: piexif.helper.UserComment.dump(comment, "ascii")}})
+    Image.new("RGB", (16, 12), (200, 30, 40)).save(path, "WEBP", quality=80, exif=exif)
 
 
 def chosen(folder: Path) -> Roots:
@@ -102,7 +109,7 @@ def test_sidecar_missing_without_a_record_is_left_alone(tmp_path):
     assert not (tmp_path / "77.json").exists()
 
 
-def test_webp_exif_gets_the_tags_without_reencoding(tmp_path):
+def test_webp_of_the_first_format_gets_the_tags_and_the_new_metadata_without_reencoding(tmp_path):
     webp = tmp_path / "77.webp"
     old_info = {**INFO, "modelName": "Anime XL", "meta": {"prompt": "a cat", "parameters": "a cat\nSteps: 20"}}
     make_webp(webp, old_info)
@@ -110,12 +117,13 @@ def test_webp_exif_gets_the_tags_without_reencoding(tmp_path):
     plan = TagFiles(77, [str(webp)], RECORD, TAGS, str(webp), INFO, chosen(tmp_path))
     assert write_tag_files(plan) == []
     exif = read_exif(webp)
-    payload = exif["user_comment"]
-    assert payload["tags"] == TAGS
     assert exif["keywords"] == ["cat", "sitting"]
-    # what the converter found in the source file is kept
-    assert payload["meta"]["parameters"] == "a cat\nSteps: 20" and payload["modelName"] == "Anime XL"
+    # what the converter found in the source file is kept, verbatim
+    assert exif["user_comment"] == "a cat\nSteps: 20"
     assert exif["description"] == "a cat" and exif["artist"] == "alice"
+    xmp = read_file_xmp(webp)
+    assert xmp["subject"] == ["cat", "sitting"] and xmp["record"]["ImageId"] == "77"
+    assert xmp["record"]["ParametersSource"] == "file"
     assert image_chunks(parse_chunks(webp.read_bytes())) == pixels
     assert json.loads((tmp_path / "77.json").read_text())["tags"] == TAGS
 

@@ -25,13 +25,18 @@ from civitgrab_desktop.core.media.exif import (
     EXIF_MAX_BYTES,
     ExifBuild,
     build_exif,
-    embedded_parameters,
     exif_info_from_record,
     read_exif,
 )
 from civitgrab_desktop.core.media.files import atomic_output
 from civitgrab_desktop.core.media.pngtext import png_parameters
-from civitgrab_desktop.core.media.webp_riff import build_webp, parse_chunks, with_exif
+from civitgrab_desktop.core.media.webp_riff import (
+    build_webp,
+    image_chunks,
+    parse_chunks,
+    with_exif,
+    with_metadata,
+)
 
 # The converter's whole API in one place (EXIF and PNG-text helpers live in their own modules).
 __all__ = [
@@ -44,9 +49,9 @@ __all__ = [
     "build_exif",
     "convert_to_webp",
     "decode_webp",
-    "embedded_parameters",
     "exif_info_from_record",
     "insert_exif",
+    "insert_metadata",
     "png_parameters",
     "read_exif",
 ]
@@ -100,6 +105,7 @@ def convert_to_webp(
     dst_tmp: str | os.PathLike,
     *,
     exif: bytes,
+    xmp: bytes | None = None,
     quality: int = 90,
     lossless: bool = False,
     method: int = 4,
@@ -107,6 +113,8 @@ def convert_to_webp(
     """Encode `src` as WebP into `dst_tmp` (written and fsynced; the caller verifies and renames)."""
     src, dst_tmp = Path(src), Path(dst_tmp)
     params = {"quality": int(quality), "lossless": bool(lossless), "method": int(method), "exif": exif or b""}
+    if xmp:
+        params["xmp"] = xmp
     with Image.open(src) as im:
         if max(im.size) > WEBP_MAX_SIDE:
             raise ConvertError(f"{im.width}x{im.height} is larger than WebP allows ({WEBP_MAX_SIDE} per side)")
@@ -184,3 +192,22 @@ def insert_exif(webp_path: str | os.PathLike, exif_bytes: bytes | None) -> None:
     data = build_webp(with_exif(parse_chunks(path.read_bytes()), exif_bytes))
     with atomic_output(path, keep_stat_of=path) as fh:
         fh.write(data)
+
+
+def insert_metadata(webp_path: str | os.PathLike, exif_bytes: bytes | None, xmp: bytes | None) -> bool:
+    """Replace the EXIF and XMP of a WebP without re-encoding it (the image chunks are copied
+    byte for byte, and checked to be). Atomic: a temp file next to it, fsynced, renamed over it,
+    the folder fsynced; an interruption leaves the old file or the new one. Keeps the file's mode
+    and mtime. Returns False (and writes nothing) when the file already holds exactly this."""
+    path = Path(webp_path)
+    old = path.read_bytes()
+    chunks = parse_chunks(old)
+    new_chunks = with_metadata(chunks, exif_bytes, xmp)
+    if image_chunks(new_chunks) != image_chunks(chunks):
+        raise ValueError("rewriting the metadata would change the image data")
+    data = build_webp(new_chunks)
+    if data == old:
+        return False
+    with atomic_output(path, keep_stat_of=path) as fh:
+        fh.write(data)
+    return True

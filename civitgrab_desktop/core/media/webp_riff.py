@@ -1,6 +1,6 @@
 """WebP's RIFF container: read the chunks, swap the EXIF chunk, write them back.
 
-Used to rewrite metadata (new tags) without re-encoding the picture. piexif's own WebP insert is
+Used to rewrite metadata (EXIF and XMP) without re-encoding the picture. piexif's own WebP insert is
 not used: it drops only one of several EXIF chunks, places EXIF before ANIM in animations (the
 spec wants it after the frames) and cannot read EXIF from a file without a VP8X chunk.
 Layout (https://developers.google.com/speed/webp/docs/riff_container):
@@ -86,24 +86,36 @@ def _vp8x(flags: int, width: int, height: int) -> Chunk:
     return Chunk(b"VP8X", bytes([flags, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little"))
 
 
+def xmp_payload(chunks: list[Chunk]) -> bytes | None:
+    """The XMP packet of the file, or None."""
+    return next((c.data for c in chunks if c.fourcc == b"XMP "), None)
+
+
 def with_exif(chunks: list[Chunk], exif: bytes | None) -> list[Chunk]:
     """The chunks with every EXIF chunk replaced by `exif` (None or b"": removed) and VP8X fixed."""
+    return with_metadata(chunks, exif, xmp_payload(chunks))
+
+
+def with_metadata(chunks: list[Chunk], exif: bytes | None, xmp: bytes | None) -> list[Chunk]:
+    """The chunks with every EXIF and XMP chunk replaced by `exif` and `xmp` (None or b"":
+    removed), both after the image data as the spec orders them, and the VP8X flags fixed."""
     payload = exif[len(EXIF_HEADER) :] if exif and exif.startswith(EXIF_HEADER) else exif
-    rest = [c for c in chunks if c.fourcc != b"EXIF"]
+    rest = [c for c in chunks if c.fourcc not in (b"EXIF", b"XMP ")]
     if not rest:
         raise WebPFormatError("no image data")
+    flags = (FLAG_EXIF if payload else 0) | (FLAG_XMP if xmp else 0)
     if rest[0].fourcc == b"VP8X":
-        flags = rest[0].data[0]
-        header = Chunk(b"VP8X", bytes([flags | FLAG_EXIF if payload else flags & ~FLAG_EXIF]) + rest[0].data[1:])
-        rest[0] = header
-    elif payload:
-        # A simple-format file needs a VP8X header before it may carry EXIF.
+        old = rest[0].data[0] & ~(FLAG_EXIF | FLAG_XMP)
+        rest[0] = Chunk(b"VP8X", bytes([old | flags]) + rest[0].data[1:])
+    elif flags:
+        # A simple-format file needs a VP8X header before it may carry metadata.
         width, height, alpha = _simple_canvas(rest[0])
-        rest.insert(0, _vp8x(FLAG_EXIF | (FLAG_ALPHA if alpha else 0), width, height))
-    if payload:
-        xmp = next((i for i, c in enumerate(rest) if c.fourcc == b"XMP "), len(rest))
-        rest.insert(xmp, Chunk(b"EXIF", payload))
-    return rest
+        rest.insert(0, _vp8x(flags | (FLAG_ALPHA if alpha else 0), width, height))
+    # after the image (and any unknown chunks a tool placed before the metadata stay before it)
+    last_image = max(i for i, c in enumerate(rest) if c.fourcc in IMAGE_CHUNKS or c.fourcc == b"VP8X")
+    extra = [Chunk(b"EXIF", payload)] if payload else []
+    extra += [Chunk(b"XMP ", xmp)] if xmp else []
+    return rest[: last_image + 1] + extra + rest[last_image + 1 :]
 
 
 def image_chunks(chunks: list[Chunk]) -> list[Chunk]:

@@ -256,3 +256,18 @@ async def convert_now(ctx, image_id: int, options: dict[str, Any]):
     where = "in place" if params.in_place else "to folder"
     return ctx.jobs.start(job, kind="convert", title=f"WebP · image {image_id} · {where}", params=options,
                           output_dir=options.get("dest"))
+
+
+async def refresh_metadata_now(ctx, image_ids: list[int]):
+    """Rewrite the EXIF/XMP of these images' converted WebP files from the library (images not
+    converted are passed over by the job); returns its JobHandle."""
+    from civitgrab_desktop.gui.job_factories import build_refresh_job
+    from civitgrab_desktop.jobs.refresh_metadata import KIND
+
+    options = {"image_ids": [int(i) for i in image_ids]}
+    library = await ctx.library()
+    job_id = await library.create_job(KIND, options, owner=new_owner())
+    job = build_refresh_job(library, options, job_id=job_id)
+    what = f"image {image_ids[0]}" if len(image_ids) == 1 else f"{len(image_ids)} images"
+    ctx.statusMessage.emit(f"Refreshing the metadata of {what}…", 4000)
+    return ctx.jobs.start(job, kind=KIND, title=f"Refresh metadata · {what}", params=options)

@@ -1,14 +1,19 @@
 """The detail pane beside the grid: the image (scaled) or the playing video, its generation
 parameters, tags with scores, the queries that found it, its files, and the actions.
 
-Everything shown is read in one reader-thread call (row, tags, sources, conversion); a newer
-selection supersedes a slower older read.
+Everything shown is read in one reader-thread call (row, tags, sources, conversion, and what the
+file itself carries: core/media/readback.py); a newer selection supersedes a slower older read.
+Prompt, negative prompt and settings are the file's own when it has them (the converted WebP, else
+the download), each labelled with where in the file it was found; the library's copy of CivitAI's
+data fills in what the file lacks, and says so. Text from the service or a file is shown as plain
+text, never as rich text.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from civitgrab_desktop.core.media.readback import FileFacts, read_file_facts
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.gallery import actions
 from civitgrab_desktop.gui.gallery.flow import FlowLayout
@@ -53,6 +59,7 @@ class Detail:
     sources: list[Any]  # SourceRow
     conversion: Any  # ConversionRow | None
     info: GenerationInfo
+    file: FileFacts | None = None  # what the image file itself carries (None for videos)
 
 
 def read_detail(store, image_id: int) -> Detail | None:
@@ -60,13 +67,32 @@ def read_detail(store, image_id: int) -> Detail | None:
     row = store.image(image_id)
     if row is None:
         return None
+    conversion = store.conversion_of(image_id)
+    facts = None
+    if not row.is_video:
+        webp = conversion.webp_path if conversion is not None and conversion.webp_path else None
+        facts = read_file_facts(webp if webp and os.path.isfile(webp) else row.path)
     return Detail(
         row=row,
         tags=store.tags_of(image_id),
         sources=store.sources_for(image_id),
-        conversion=store.conversion_of(image_id),
+        conversion=conversion,
         info=generation_info(row.meta, prompt=row.prompt),
+        file=facts,
     )
+
+
+FILE_SETTINGS_SKIPPED = {"Model", "Hashes"}  # the model is shown from the library; hashes are noise here
+FILE_SETTINGS_LABELS = {"Version": "WebUI version"}  # A1111's own version, not the model version
+
+
+def _display_value(key: str, value: str) -> str:
+    if key == "CFG scale":
+        try:
+            return f"{float(value):g}"
+        except ValueError:
+            return value
+    return value
 
 
 class WrapLabel(QLabel):
@@ -84,6 +110,7 @@ class WrapLabel(QLabel):
 
 def _value_label(text: str = "", *, wrap: bool = True) -> QLabel:
     label = WrapLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)  # prompts and names come from the service and files
     label.setWordWrap(wrap)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -226,6 +253,8 @@ class DetailPane(QWidget):
         col.addWidget(_section("Prompt"))
         self.prompt = _value_label()
         col.addWidget(self.prompt)
+        self.prompt_source = _source_label()
+        col.addWidget(self.prompt_source)
         self.negative_title = _section("Negative prompt")
         col.addWidget(self.negative_title)
         self.negative = _value_label()
@@ -238,6 +267,8 @@ class DetailPane(QWidget):
         self.generation_form.setHorizontalSpacing(12)
         self.generation_form.setVerticalSpacing(3)
         col.addLayout(self.generation_form)
+        self.settings_source = _source_label()
+        col.addWidget(self.settings_source)
 
         col.addWidget(_section("Tags"))
         self.tags_box = QWidget()
@@ -247,6 +278,8 @@ class DetailPane(QWidget):
         self.tags_note.setObjectName("Muted")
         self.tags_note.setWordWrap(True)
         col.addWidget(self.tags_note)
+        self.tags_source = _source_label()
+        col.addWidget(self.tags_source)
 
         col.addWidget(_section("Found by"))
         self.sources_label = _value_label()
@@ -271,6 +304,9 @@ class DetailPane(QWidget):
         self.media.clear(message)
         self._fill_chips([])
         self.prompt.setText("—")
+        for label in (self.prompt_source, self.settings_source, self.tags_source):
+            label.setText("")
+            label.hide()
         self.negative.setText("")
         self.negative_title.hide()
         self.negative.hide()
@@ -333,9 +369,20 @@ class DetailPane(QWidget):
         self._fill_chips([c for c, _ in chips])
 
         info = detail.info
-        self.prompt.setText(info.prompt or "No prompt")
-        if info.negative_prompt:
-            self.negative.setText(info.negative_prompt)
+        facts = detail.file
+        prompt, negative = info.prompt, info.negative_prompt
+        if facts is not None and facts.prompt:
+            prompt = facts.prompt
+            negative = facts.negative if facts.prompt_from == facts.settings_from else (facts.negative or negative)
+            where = f"From the file: {facts.prompt_from}"
+        elif facts is not None and prompt:
+            where = f"From the library (CivitAI's data): {_file_lacks(facts, 'no prompt')}"
+        else:
+            where = ""
+        self.prompt.setText(prompt or "No prompt")
+        self._set_source(self.prompt_source, where)
+        if negative:
+            self.negative.setText(negative)
             self.negative_title.show()
             self.negative.show()
         else:
@@ -345,6 +392,17 @@ class DetailPane(QWidget):
         _clear_form(self.generation_form)
         self.fields = {}
         gen_rows: list[tuple[str, str]] = info.as_rows()
+        if facts is not None and facts.settings:
+            gen_rows = [(FILE_SETTINGS_LABELS.get(k, k), _display_value(k, v)) for k, v in facts.settings
+                        if k not in FILE_SETTINGS_SKIPPED and v]
+            self._set_source(self.settings_source, f"Settings from the file: {facts.settings_from}")
+        elif facts is not None and gen_rows:
+            self._set_source(self.settings_source,
+                             f"Settings from the library (CivitAI's data): {_file_lacks(facts, 'no settings')}")
+        else:
+            self._set_source(self.settings_source, "")
+        if facts is not None and facts.comfy_from:
+            gen_rows.append(("Workflow", f"ComfyUI graph in {facts.comfy_from}"))
         model = row.checkpoint_name or info.model
         if model:
             gen_rows.append(("Model", model))
@@ -382,6 +440,7 @@ class DetailPane(QWidget):
         else:
             self.tags_note.setText("Tags not fetched yet — use “Fetch tags”.")
         self.tags_note.setVisible(bool(self.tags_note.text()))
+        self._set_source(self.tags_source, _tags_in_file(facts, detail.tags))
 
         if detail.sources:
             lines = []
@@ -419,7 +478,7 @@ class DetailPane(QWidget):
         has_file = bool(path)
         self.buttons["open"].setEnabled(has_file)
         self.buttons["reveal"].setEnabled(has_file)
-        self.buttons["copy_prompt"].setEnabled(bool(info.prompt))
+        self.buttons["copy_prompt"].setEnabled(bool(prompt))
         self.buttons["civitai"].setEnabled(True)
         self.buttons["tags"].setEnabled(row.dl_state == "done")
         self.buttons["convert"].setEnabled(row.dl_state == "done" and not row.is_video and row.cv_state != "done")
@@ -429,6 +488,11 @@ class DetailPane(QWidget):
         )
         self.buttons["delete"].setEnabled(True)
         self.shown.emit(row.id)
+
+    @staticmethod
+    def _set_source(label: QLabel, text: str) -> None:
+        label.setText(text)
+        label.setVisible(bool(text))
 
     def _fill_chips(self, chips: list[QLabel]) -> None:
         self.chips.clear()
@@ -448,10 +512,18 @@ class DetailPane(QWidget):
         if self.image_id is not None:
             signal.emit(self.image_id)
 
+    def shown_prompt(self) -> str | None:
+        """The prompt the pane shows (the file's when it has one, else the library's)."""
+        if self.detail is None:
+            return None
+        facts = self.detail.file
+        return (facts.prompt if facts is not None and facts.prompt else None) or self.detail.info.prompt
+
     def copy_prompt(self) -> bool:
-        if self.detail is None or not self.detail.info.prompt:
+        prompt = self.shown_prompt()
+        if not prompt:
             return False
-        actions.copy_text(self.detail.info.prompt)
+        actions.copy_text(prompt)
         self.ctx.statusMessage.emit("Prompt copied to the clipboard.", 3000)
         return True
 
@@ -475,6 +547,37 @@ def _nsfw_chip(level: int) -> QLabel:
     )
     chip.setToolTip(f"NSFW level {level}")
     return chip
+
+
+def _source_label() -> QLabel:
+    label = QLabel("")
+    label.setObjectName("Muted")
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(True)
+    label.setStyleSheet("font-size: 11px;")
+    label.hide()
+    return label
+
+
+def _file_lacks(facts: FileFacts, what: str) -> str:
+    if facts.problem:
+        return facts.problem
+    return f"the file carries {what}"
+
+
+def _tags_in_file(facts: FileFacts | None, library_tags: list[dict[str, Any]]) -> str:
+    if facts is None:
+        return ""
+    if facts.problem:
+        return f"Tags in the file: unknown ({facts.problem})"
+    if not facts.tags:
+        return "The file carries no tags" + (" — “Refresh metadata in the WebP” writes them" if library_tags and
+                                             facts.path and facts.path.lower().endswith(".webp") else "")
+    text = f"In the file: {len(facts.tags)} tag{'s' if len(facts.tags) != 1 else ''} in {facts.tags_from}"
+    names = {str(t.get("name")) for t in library_tags}
+    if library_tags and set(facts.tags) != names:
+        text += f" (the library has {len(library_tags)}; “Refresh metadata in the WebP” updates the file)"
+    return text
 
 
 def _clear_form(form: QFormLayout) -> None:

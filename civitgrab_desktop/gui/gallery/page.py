@@ -535,6 +535,8 @@ class GalleryPage(Page):
             ("Fetch tags now", "tag", lambda: self.fetch_tags(image_id), True),
             ("Convert now", "convert", lambda: self.convert(image_id),
              bool(item and not item.is_video and item.cv_state != "done")),
+            ("Refresh metadata in the WebP", "retry", lambda: spawn(actions.refresh_metadata_now(self.ctx, selected)),
+             bool(item and not item.is_video and item.cv_state == "done")),
         ]
         for text, icon, slot, enabled in entries:
             action = QAction(icons.icon(icon), text, menu)

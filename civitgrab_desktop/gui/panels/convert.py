@@ -1,4 +1,4 @@
-"""Converter: JPG/PNG → WebP with metadata and tags in EXIF (the options of `civitgrab-cli convert`)."""
+"""Converter: JPG/PNG → WebP with metadata and tags in EXIF and XMP (the options of `civitgrab-cli convert`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
     QMessageBox,
+    QPushButton,
     QRadioButton,
     QSlider,
     QSpinBox,
@@ -23,8 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from civitgrab_desktop.core.library.owners import new_owner
+from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.panels.work import WorkPage
-from civitgrab_desktop.gui.util import human_bytes
+from civitgrab_desktop.gui.util import human_bytes, spawn
 from civitgrab_desktop.gui.widgets.common import Collapsible, FolderPicker, hint, section_title
 
 LOG = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class ConvertPage(WorkPage):
     start_label = "Convert"
     start_icon = "convert"
     empty_text = "No conversions yet — choose where the WebP files go and press Convert."
+    more_job_kinds = ("refresh_metadata",)
 
     def __init__(self, ctx, parent: QWidget | None = None):
         super().__init__(ctx, parent)
@@ -176,6 +179,24 @@ class ConvertPage(WorkPage):
         body.addWidget(self.perf_box)
         body.addWidget(hint("Images another window or the CLI is converting are skipped; nothing is converted twice."))
 
+        # -- files converted earlier --
+        body.addSpacing(4)
+        body.addWidget(section_title("Converted files"))
+        self.refresh_button = QPushButton("Refresh metadata of converted files")
+        icons.set_icon(self.refresh_button, "retry")
+        self.refresh_button.setToolTip(
+            "Rewrite the EXIF and XMP of every WebP converted earlier (the User filter narrows it) from the "
+            "library: tags, prompt and settings, readable by exiftool, A1111's PNG Info and ComfyUI. "
+            "The pictures are not re-encoded."
+        )
+        self.refresh_button.clicked.connect(lambda: spawn(self.start_refresh(), name="convert-refresh-metadata"))
+        refresh_row = QHBoxLayout()
+        refresh_row.addWidget(self.refresh_button)
+        refresh_row.addStretch(1)
+        body.addLayout(refresh_row)
+        body.addWidget(hint("Files converted by older versions get the metadata every tool reads; the pictures stay "
+                            "byte for byte the same."))
+
         self._update_where()
         self._update_quality()
         self.finish_options()
@@ -264,6 +285,18 @@ class ConvertPage(WorkPage):
             "nsfw_class": self.nsfw_class.currentData(),
             "limit": self.limit.value() or None,
         }
+
+    async def start_refresh(self):
+        """Start the metadata refresh of converted files; returns its JobHandle."""
+        from civitgrab_desktop.gui.job_factories import build_refresh_job
+        from civitgrab_desktop.jobs.refresh_metadata import KIND
+
+        options = {"username": self.username.text().strip() or None, "limit": self.limit.value() or None}
+        library = await self.ctx.library()
+        job_id = await library.create_job(KIND, options, owner=new_owner(), state="queued")
+        job = build_refresh_job(library, options, job_id=job_id)
+        title = "Refresh metadata" + (f" · user {options['username']}" if options["username"] else "")
+        return self.ctx.jobs.start(job, kind=KIND, title=title, params=options)
 
     async def start_job(self, options: dict[str, Any] | None = None) -> None:
         from civitgrab_desktop.gui.job_factories import build_convert_job, convert_params

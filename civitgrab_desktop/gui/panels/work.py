@@ -48,6 +48,8 @@ class WorkPage(Page):
     start_icon = "play"
     empty_text = "No jobs yet."
 
+    more_job_kinds: tuple[str, ...] = ()  # other kinds of jobs this page's list shows
+
     def __init__(self, ctx, parent: QWidget | None = None):
         super().__init__(ctx, parent)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -85,7 +87,8 @@ class WorkPage(Page):
         scroll.setMinimumWidth(400)
         self.splitter.addWidget(scroll)
 
-        self.jobs_panel = JobsPanel(ctx.jobs, (self.job_kind,), self.empty_text, empty_icon=self.start_icon)
+        self.jobs_panel = JobsPanel(ctx.jobs, (self.job_kind, *self.more_job_kinds), self.empty_text,
+                                    empty_icon=self.start_icon)
         self.jobs_count = self.jobs_panel.jobs_count
         self.clear_button = self.jobs_panel.clear_button
         self.job_list = self.jobs_panel.job_list

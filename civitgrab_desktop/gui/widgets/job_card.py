@@ -27,8 +27,10 @@ from civitgrab_desktop.gui.util import human_bytes, human_duration, open_folder,
 from civitgrab_desktop.gui.widgets.job_summary import DONE_WORD, summary_line, summary_problems
 from civitgrab_desktop.jobs.job import JobState, ProgressEvent
 
-KIND_ICON = {"download": "download", "tags": "tag", "convert": "convert", "update": "retry"}
-KIND_LABEL = {"download": "Download", "tags": "Tags", "convert": "Convert", "update": "Check for new"}
+KIND_ICON = {"download": "download", "tags": "tag", "convert": "convert", "update": "retry",
+             "refresh_metadata": "retry"}
+KIND_LABEL = {"download": "Download", "tags": "Tags", "convert": "Convert", "update": "Check for new",
+              "refresh_metadata": "Refresh metadata"}
 STATE_TEXT = {
     "queued": ("Queued", "muted"),
     "running": ("Running", None),

@@ -8,7 +8,8 @@ from typing import Any
 
 from civitgrab_desktop.gui.util import human_bytes, human_duration
 
-DONE_WORD = {"download": "downloaded", "tags": "tagged", "convert": "converted", "update": "downloaded"}
+DONE_WORD = {"download": "downloaded", "tags": "tagged", "convert": "converted", "update": "downloaded",
+             "refresh_metadata": "refreshed"}
 
 
 def summary_line(kind: str, summary: dict[str, Any]) -> str:
@@ -26,6 +27,8 @@ def summary_line(kind: str, summary: dict[str, Any]) -> str:
         parts.append(f"{human_bytes(summary['src_bytes'])} → {human_bytes(summary.get('webp_bytes') or 0)} as WebP")
     elif summary.get("bytes"):
         parts.append(human_bytes(summary["bytes"]))
+    if kind == "refresh_metadata" and summary.get("done"):
+        parts.append(f"{summary.get('rewritten', 0):,} rewritten, {summary.get('unchanged', 0):,} already up to date")
     if kind == "convert" and summary.get("videos"):
         parts.append(f"{summary['videos']:,} videos placed")
     if kind == "tags" and summary.get("methods"):
