@@ -294,6 +294,9 @@ class TagVote:
     needs_review: bool = False
     concrete: bool = True
     nsfw_level: int | None = None
+    # Read from the rendered page, not an answer: the name is the page's display name and type,
+    # votes, automated and nsfwLevel are unknown.
+    from_page: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
