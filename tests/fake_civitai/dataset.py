@@ -69,12 +69,14 @@ models (the real quirk).
 
 Community tags (``tag.getVotableTags``): a ~70-name vocabulary including names whose page display
 name differs (``1girl``→woman, ``2girls``→women, ``1boy``→man, ``ass``→butt, ...), Moderation tags
-(``suggestive`` nsfwLevel 4, ``nudity`` 8, ``explicit nudity`` 16), non-concrete votes (dropped by
-the server unless freshly upvoted), ``needsReview`` votes, WD14 + Rekognition mixes (the server
+(``suggestive`` nsfwLevel 4, ``nudity`` 8, ``explicit nudity`` 16; the page shows them by their
+moderation label, ``suggestive content``), non-concrete votes (dropped by the server unless their
+lastUpvote is after now + 24 h, the real cutoff), ``needsReview`` votes, WD14 + Rekognition mixes (the server
 drops the Rekognition ones). Most images have 4-14 votes (many show more than 6 tags on the page);
 about 1 in 10 has none. ``named["tags_showcase"]`` (alice's first image) has a hand-made set: a
-renamed tag, a Moderation tag, ties on score, a needsReview tag, a fresh non-concrete tag (kept,
-no ``title`` on the page) and a stale non-concrete one (dropped), more than 6 visible in total.
+renamed tag, a Moderation tag, ties on score, a needsReview tag, a non-concrete tag upvoted after
+the cutoff (kept, hourglass and no ``title`` on the page) and a stale non-concrete one (dropped),
+more than 6 visible in total.
 
 ``named["many_tags"]`` (a PG image of carol) has 150 concrete tags, more than the default ``take``
 of 100: only ``take`` larger than 100 returns them all.
