@@ -29,6 +29,7 @@ def test_a_keyless_run_marks_nothing_gone(workspace, fake_civitai):
     assert gone_ids(workspace) == set()
     assert "none marked gone: without an API key the service lists public (SFW) images only" in run.output
     assert "without an API key" in target_summary(workspace)["gone_reason"]
+    assert "    gone: 13 images not listed, none marked gone" in run.stdout  # 12 mature + 1 deleted
 
 
 def test_an_expired_key_marks_nothing_gone(workspace, fake_civitai):
