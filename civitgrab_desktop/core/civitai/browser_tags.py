@@ -233,6 +233,7 @@ class _Answer:
     cut: bool = False  # exactly DEFAULT_TAKE tags: there may be more
     error: str = ""
     retry_after: float | None = None
+    withheld: bool = False  # the browser did not hand the body over: read the rendered page instead
 
 
 class BrowserTagFetcher:
@@ -466,7 +467,9 @@ class BrowserTagFetcher:
             while read < len(seen):
                 response, index = seen[read]
                 read += 1
-                answers.append(await self._decode(response, index))
+                answer = await self._decode(response, index)
+                if not answer.withheld:
+                    answers.append(answer)
             last = answers[-1] if answers else None
             now = loop.time()
             if last is not None and last.tags is not None:
@@ -511,9 +514,13 @@ class BrowserTagFetcher:
         if status >= 400:  # the status says it; the body of an uncacheable error may never be handed over
             return _Answer(status, retry_after=retry_after)
         try:
-            body = json.loads(await asyncio.wait_for(response.text(), BODY_TIMEOUT_S))
-        except Exception as exc:  # gone with a navigation, not JSON (a challenge page), or withheld
-            return _Answer(0, error=str(exc)[:200] or type(exc).__name__)
+            text = await asyncio.wait_for(response.text(), BODY_TIMEOUT_S)
+        except Exception as exc:  # gone with a navigation, or withheld
+            return _Answer(0, error=str(exc)[:200] or type(exc).__name__, withheld=True)
+        try:
+            body = json.loads(text)
+        except ValueError:  # e.g. a challenge page instead of the answer: worth another try
+            return _Answer(0, error="the answer is not JSON")
         if trpc_answer.error_status(body, index):  # an error entry of a batch answered as a whole
             return _Answer(trpc_answer.error_status(body, index) or status, retry_after=retry_after)
         try:
