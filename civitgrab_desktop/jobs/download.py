@@ -603,7 +603,6 @@ class DownloadJob(LibraryJob):
     async def _download(self, item: WorkItem) -> None:
         record = item.record
         url = urls.media_url(record.url, original=self.params.original, is_video=record.is_video, width=record.width)
-        part = item.stem.with_name(f"{item.stem.name}.part")
 
         def count(n: int) -> None:
             self.tally.bytes_done += n
@@ -611,7 +610,9 @@ class DownloadJob(LibraryJob):
 
         self.progress(f"{record.id}")
         try:
-            fetched = await fetch_to_part(self.client, url, part, stop_check=self.raise_if_stopped, on_bytes=count)
+            fetched = await fetch_to_part(
+                self.client, url, item.stem.parent, item.stem.name, stop_check=self.raise_if_stopped, on_bytes=count
+            )
         except CivitaiError as exc:
             await self.library.mark_download_failed(record.id, self.owner, exc.reason)
             self.tally.fail(str(record.id), exc.reason)
@@ -630,7 +631,7 @@ class DownloadJob(LibraryJob):
             final = await loop.run_in_executor(None, self._place, fetched, item)
         except (OSError, PathTooLong, UnsafePathError) as exc:
             with contextlib.suppress(OSError):
-                part.unlink()
+                fetched.part_path.unlink()
             await self._write_failed(item, exc)
             return
         unlinked = await self.library.mark_downloaded(

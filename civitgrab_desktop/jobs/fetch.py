@@ -1,8 +1,15 @@
-"""Fetch one media file to a `.part` file: streamed, typed, size-checked, verified, fsynced.
+"""Fetch one media file to a temporary `.part` file: streamed, typed, size-checked, verified, fsynced.
 
-The type comes from Content-Type, then magic bytes, never from the URL. An HTML page, a short
-body or bytes that do not decode are a failed attempt (retried by the client's policy), and the
-`.part` file is removed; nothing here ever writes a final name.
+The type comes from Content-Type, then magic bytes, never from the URL. Images are checked by
+their structure while the bytes stream (core/media/structure.py: PNG CRCs, the JPEG marker walk,
+WebP chunk sizes), in the same worker-thread pass that writes and hashes them; videos get their
+container walked once complete. An HTML page, a short body or bytes that break the structure are
+a failed attempt (retried by the client's policy) and the `.part` file is removed. A full pixel
+decode runs only for formats without a structure check (GIF), off the event loop.
+
+Each attempt writes its own `.part` file, named for this process and attempt and created with
+O_EXCL | O_NOFOLLOW: two transfers never share one, and a planted symlink is never followed.
+Nothing here ever writes a final name.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +32,16 @@ from civitgrab_desktop.core.civitai.client import (
     redact_url,
 )
 from civitgrab_desktop.core.media.sniff import MediaType, detect_type
+from civitgrab_desktop.core.media.structure import StructureChecker, StructureError, has_structure_check
 from civitgrab_desktop.core.media.verify import verify_media
 
 CHUNK = 256 * 1024
 FLUSH_AT = 1024 * 1024
+PART_SUFFIX = ".part"
+_PART_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 
 
 @dataclass
@@ -40,38 +54,65 @@ class Fetched:
     height: int | None = None
 
 
+def part_name(stem_name: str) -> str:
+    """A temporary name no other attempt or process uses: `<id>.<pid>-<random>.part`."""
+    return f"{stem_name}.{os.getpid()}-{secrets.token_hex(6)}{PART_SUFFIX}"
+
+
+def create_part(path: Path) -> int:
+    """Create `path` for writing: never an existing file, never through a symlink."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, _PART_FLAGS, 0o666)
+
+
 class _PartWriter:
-    """Buffers chunks on the loop and writes/hashes them in a worker thread."""
+    """Writes, hashes and structure-checks the chunks in a worker thread (one pass per flush)."""
 
     def __init__(self, path: Path):
         self.path = path
-        self._fh = None
+        self._fd: int | None = None
         self._hash = hashlib.sha256()
+        self._checker: StructureChecker | None = None
+        self.media: MediaType | None = None
         self.size = 0
 
+    def start(self, media: MediaType) -> None:
+        self.media = media
+        if has_structure_check(media):
+            self._checker = StructureChecker(media)
+
     def write(self, chunks: list[bytes]) -> None:
-        if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "wb")  # noqa: SIM115 - closed in finish()/discard()
+        if self._fd is None:
+            self._fd = create_part(self.path)
         for chunk in chunks:
-            self._fh.write(chunk)
+            if self._checker is not None:
+                self._checker.feed(chunk)  # fail fast: no need to write the rest of a broken file
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self._fd, view) :]
             self._hash.update(chunk)
             self.size += len(chunk)
 
-    def finish(self) -> str:
-        if self._fh is None:
+    def finish(self) -> tuple[str, int | None, int | None]:
+        """fsync and close; (sha256, width, height). Raises StructureError for a broken file."""
+        if self._fd is None:
             self.write([])
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self._fh = None
-        return self._hash.hexdigest()
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        if self._checker is not None:
+            found = self._checker.finish()
+            return self._hash.hexdigest(), found.width, found.height
+        check = verify_media(self.path, self.media)  # videos: the container walk; GIF: a decode
+        if not check.ok:
+            raise StructureError(check.reason)
+        return self._hash.hexdigest(), check.width, check.height
 
     def discard(self) -> None:
-        if self._fh is not None:
+        if self._fd is not None:
             with contextlib.suppress(OSError):
-                self._fh.close()
-            self._fh = None
+                os.close(self._fd)
+            self._fd = None
         with contextlib.suppress(FileNotFoundError, OSError):
             self.path.unlink()
 
@@ -79,19 +120,21 @@ class _PartWriter:
 async def fetch_to_part(
     client: CivitaiClient,
     url: str,
-    part_path: Path,
+    folder: Path,
+    stem_name: str,
     *,
     stop_check: Callable[[], None] | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Fetched:
-    """Download `url` into `part_path` with the client's file retry policy.
+    """Download `url` into a new `.part` file in `folder` (named from `stem_name`, unique per
+    attempt) with the client's file retry policy.
 
     `stop_check` may raise to abort between chunks (a stop). A pause is not honoured mid-file:
     the file finishes, so a paused job never holds a transfer slot other jobs share."""
     loop = asyncio.get_running_loop()
 
     async def attempt() -> Fetched:
-        writer = _PartWriter(part_path)
+        writer = _PartWriter(folder / part_name(stem_name))
         counted = 0
         try:
             async with client.transfers, client.open(url) as resp:
@@ -106,13 +149,14 @@ async def fetch_to_part(
                             if media is None or media.kind not in ("image", "video"):
                                 what = "an HTML page" if media is not None and media.kind == "html" else "something that is not media"
                                 raise BadPayloadError(f"the server sent {what} instead of the file", url=redact_url(url))
+                            writer.start(media)
                         buffer.append(chunk)
                         buffered += len(chunk)
                         counted += len(chunk)
                         if on_bytes:
                             on_bytes(len(chunk))
                         if buffered >= FLUSH_AT:
-                            await loop.run_in_executor(None, writer.write, buffer)
+                            await _write(loop, writer, buffer, url)
                             buffer, buffered = [], 0
                         if stop_check:
                             stop_check()
@@ -122,12 +166,17 @@ async def fetch_to_part(
                     raise BadPayloadError("the server sent an empty body", url=redact_url(url))
                 if expected is not None and counted != expected:
                     raise TransportError(f"short body: {counted} of {expected} bytes", url=redact_url(url))
-                await loop.run_in_executor(None, writer.write, buffer)
-            digest = await loop.run_in_executor(None, writer.finish)
-            check = await loop.run_in_executor(None, verify_media, part_path, media)
-            if not check.ok:
-                raise BadPayloadError(f"the file does not decode: {check.reason}", url=redact_url(url))
-            return Fetched(part_path, media, writer.size, digest, check.width, check.height)
+                await _write(loop, writer, buffer, url)
+            try:
+                digest, width, height = await loop.run_in_executor(None, writer.finish)
+            except StructureError as exc:
+                raise BadPayloadError(f"the file is broken: {exc}", url=redact_url(url)) from None
+            return Fetched(writer.path, media, writer.size, digest, width, height)
+        except _LocalWriteError as exc:
+            if on_bytes and counted:
+                on_bytes(-counted)
+            await loop.run_in_executor(None, writer.discard)
+            raise exc.error from None
         except BaseException:
             if on_bytes and counted:
                 on_bytes(-counted)
@@ -135,3 +184,20 @@ async def fetch_to_part(
             raise
 
     return await client.retrying(attempt, kind="file", what=redact_url(url))
+
+
+class _LocalWriteError(Exception):
+    """Writing the `.part` failed (a local problem such as a full disk, not the network)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _write(loop: asyncio.AbstractEventLoop, writer: _PartWriter, chunks: list[bytes], url: str) -> None:
+    try:
+        await loop.run_in_executor(None, writer.write, chunks)
+    except StructureError as exc:
+        raise BadPayloadError(f"the file is broken: {exc}", url=redact_url(url)) from None
+    except OSError as exc:
+        raise _LocalWriteError(exc) from exc
