@@ -19,7 +19,9 @@ import contextlib
 import hashlib
 import os
 import secrets
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,10 @@ from civitgrab_desktop.core.media.verify import verify_media
 
 CHUNK = 256 * 1024
 FLUSH_AT = 1024 * 1024
+# The transfers' writes get threads of their own: in the loop's shared executor they would
+# queue behind the fsyncs of files being placed, and a transfer waiting for its write stops
+# reading from the network.
+IO_THREADS = 8
 PART_SUFFIX = ".part"
 _PART_FLAGS = (
     os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -63,6 +69,18 @@ def create_part(path: Path) -> int:
     """Create `path` for writing: never an existing file, never through a symlink."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return os.open(path, _PART_FLAGS, 0o666)
+
+
+_io_pool: ThreadPoolExecutor | None = None
+_io_pool_lock = threading.Lock()
+
+
+def io_pool() -> ThreadPoolExecutor:
+    global _io_pool
+    with _io_pool_lock:
+        if _io_pool is None:
+            _io_pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="civitgrab-transfer-io")
+        return _io_pool
 
 
 class _PartWriter:
@@ -168,7 +186,7 @@ async def fetch_to_part(
                     raise TransportError(f"short body: {counted} of {expected} bytes", url=redact_url(url))
                 await _write(loop, writer, buffer, url)
             try:
-                digest, width, height = await loop.run_in_executor(None, writer.finish)
+                digest, width, height = await loop.run_in_executor(io_pool(), writer.finish)
             except StructureError as exc:
                 raise BadPayloadError(f"the file is broken: {exc}", url=redact_url(url)) from None
             return Fetched(writer.path, media, writer.size, digest, width, height)
@@ -196,7 +214,7 @@ class _LocalWriteError(Exception):
 
 async def _write(loop: asyncio.AbstractEventLoop, writer: _PartWriter, chunks: list[bytes], url: str) -> None:
     try:
-        await loop.run_in_executor(None, writer.write, chunks)
+        await loop.run_in_executor(io_pool(), writer.write, chunks)
     except StructureError as exc:
         raise BadPayloadError(f"the file is broken: {exc}", url=redact_url(url)) from None
     except OSError as exc:

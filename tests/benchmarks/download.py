@@ -106,11 +106,14 @@ def _figures(run: dict, megabytes: float) -> dict:
 def _civitgrab(base: str, work: Path, concurrency: int, name: str) -> tuple[dict, dict]:
     data_dir = work / f"data-{name}"
     probe_report = work / f"probe-{name}.json"
+    # No keychain: finding a keyring backend imports every backend (~0.1 s of CPU, once per run),
+    # which says nothing about downloading; the tests run with the same null backend.
+    env = cli_env(data_dir, base, PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
     run = _child(
         [sys.executable, "-m", "tests.benchmarks.loop_probe", str(probe_report), "civitgrab_desktop.cli",
          "--mode", "1", "--username", "bench", "--semaphore_limit", str(concurrency),
          "--output_dir", str(work / name), "--no-save"],
-        env=cli_env(data_dir, base),
+        env=env,
     )
     probe = json.loads(probe_report.read_text()) if probe_report.exists() else {}
     return run, probe
@@ -160,6 +163,8 @@ def run(concurrency: int, latency: float, repeat: int, big_items: int) -> dict:
         f = by_format.setdefault(e["format"], {"files": 0, "mb": 0.0})
         f["files"] += 1
         f["mb"] = round(f["mb"] + e["bytes"] / 1e6, 1)
+    # Bytecode as an installed package has it (PYTHONDONTWRITEBYTECODE would recompile every run).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "civitgrab_desktop")], check=True)
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="civitgrab-bench-dl-"))
     try:
