@@ -26,6 +26,7 @@ from civitgrab_desktop.core.civitai import rest, urls
 from civitgrab_desktop.core.civitai.client import CivitaiClient, CivitaiError
 from civitgrab_desktop.core.civitai.records import NSFW_CHOICES, ImageRecord, RecordError, parse_image
 from civitgrab_desktop.core.library.async_library import Library
+from civitgrab_desktop.core.library.owners import DOWNLOAD_LEASE_S
 from civitgrab_desktop.core.library.store import Source, new_owner
 from civitgrab_desktop.core.media import files
 from civitgrab_desktop.core.media.sniff import ALL_TYPES, SNIFF_BYTES, detect_type
@@ -45,6 +46,7 @@ DEFERRED_POLL_S = 0.5
 # A full disk (or quota) ends the job: every further item would be fetched only to fail.
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 NOT_ATTEMPTED_DISK_FULL = "not attempted: the disk is full"
+CLAIM_RENEWALS_PER_LEASE = 4  # claims are renewed four times per lease while the job runs
 
 
 class DiskFullError(Exception):
@@ -104,6 +106,9 @@ class Target:
     complete: bool = True  # every stream listed to its natural end
     gone: int = 0
     listed_ids: set[int] = field(default_factory=set)
+    # Ids this identifier already gave a verdict for (queued or filtered): deep-scan passes and
+    # repeated pages list them again, and each counts once.
+    handled_ids: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -156,6 +161,10 @@ class DownloadJob(LibraryJob):
         self._deferred: list[WorkItem] = []
         self._seen_ids: set[int] = set()
         self._handled: set[int] = set()  # ids a worker already took (a page may list an id twice)
+        # One worker at a time per image id: another identifier's item for the same image waits
+        # for the first to finish, then links its file (or shares its failure).
+        self._in_flight: dict[int, asyncio.Future[None]] = {}
+        self._failed_ids: dict[int, str] = {}  # id -> reason, for images that failed in this job
         self._site_base = urls.site_origin(client.api_base)
         self._disk_full: str | None = None
         self.client.add_wait_listener(self._on_wait)
@@ -170,6 +179,17 @@ class DownloadJob(LibraryJob):
     async def execute(self) -> None:
         await self.mark_running(self.owner)
         self.tally.total = 0
+        heartbeat = asyncio.create_task(self._renew_claims(), name="dl-claims-heartbeat")
+        try:
+            await self._list_and_download()
+        finally:
+            heartbeat.cancel()
+        if self._disk_full:
+            raise DiskFullError(self._disk_full)
+        if self.params.mode == 3:
+            await self._write_tag_summaries()
+
+    async def _list_and_download(self) -> None:
         workers = [asyncio.create_task(self._worker(), name=f"dl-worker-{i}") for i in range(self.workers)]
         try:
             await self._list_all()
@@ -181,10 +201,18 @@ class DownloadJob(LibraryJob):
             if isinstance(res, BaseException) and not isinstance(res, asyncio.CancelledError):
                 raise res
         await self._finish_deferred()
-        if self._disk_full:
-            raise DiskFullError(self._disk_full)
-        if self.params.mode == 3:
-            await self._write_tag_summaries()
+
+    async def _renew_claims(self) -> None:
+        """Claims expire after the library's download lease; a transfer can outlast it (a 2 GB
+        video on a slow line), so the job renews its claims while it runs, and no other process
+        takes over an image this one is still fetching."""
+        lease = DOWNLOAD_LEASE_S
+        with contextlib.suppress(Exception):
+            lease = await self.library.run(lambda store: store.leases["dl"])
+        while True:
+            await asyncio.sleep(lease / CLAIM_RENEWALS_PER_LEASE)
+            with contextlib.suppress(Exception):  # a busy library: the next beat tries again
+                await self.library.renew_claims(self.owner)
 
     async def checkpoint(self) -> None:
         if self._disk_full:
@@ -251,6 +279,7 @@ class DownloadJob(LibraryJob):
                 if self.params.deep_scan and mode == 1 and target.cap_hit:
                     await self._deep_scan(target)
                 await self._mark_disappeared(target)
+                target.handled_ids = set()  # its listing is over: free the memory
                 if target.status == "pending" and not target.listed and mode in (5, 6):
                     target.status, target.reason = "not found", f"no such {MODE_LABELS[mode]} (or it is not public)"
                     self.message(f"{MODE_LABELS[mode]} {identifier}: not found", logging.WARNING)
@@ -452,6 +481,9 @@ class DownloadJob(LibraryJob):
         keep: list[ImageRecord] = []
         stems: dict[int, Path] = {}
         for record in records:
+            if record.id in target.handled_ids:
+                continue  # listed again (a deep-scan pass, a repeated page): one verdict per identifier
+            target.handled_ids.add(record.id)
             if stream.version_name and not record.model_version_name:
                 record.model_version_name = stream.version_name
             reason = self._filter_reason(record, target)
@@ -546,6 +578,7 @@ class DownloadJob(LibraryJob):
                 if self.stop_requested:
                     continue
                 LOG.exception("image %s failed", item.record.id)
+                self._failed_ids[item.record.id] = f"unexpected error: {exc}"
                 self.tally.fail(str(item.record.id), f"unexpected error: {exc}")
                 item.target.failed += 1
             finally:
@@ -555,6 +588,23 @@ class DownloadJob(LibraryJob):
         if self.stop_requested:
             return
         await self.checkpoint()
+        image_id = item.record.id
+        while (first := self._in_flight.get(image_id)) is not None:
+            await asyncio.shield(first)  # another identifier's item for this image is being handled
+        reason = self._failed_ids.get(image_id)
+        if reason is not None:  # it already failed in this job (for another identifier)
+            self.tally.fail(str(image_id), reason)
+            item.target.failed += 1
+            return
+        done = self._in_flight[image_id] = asyncio.get_running_loop().create_future()
+        try:
+            await self._handle_once(item)
+        finally:
+            if self._in_flight.get(image_id) is done:
+                del self._in_flight[image_id]
+            done.set_result(None)
+
+    async def _handle_once(self, item: WorkItem) -> None:
         record = item.record
         row = None
         if item.listed_done or record.id in self._handled:
@@ -615,6 +665,7 @@ class DownloadJob(LibraryJob):
             )
         except CivitaiError as exc:
             await self.library.mark_download_failed(record.id, self.owner, exc.reason)
+            self._failed_ids[record.id] = exc.reason
             self.tally.fail(str(record.id), exc.reason)
             item.target.failed += 1
             self._unreserve(item)
@@ -652,6 +703,7 @@ class DownloadJob(LibraryJob):
     async def _write_failed(self, item: WorkItem, exc: Exception) -> None:
         reason = f"could not write the file: {exc}"
         await self.library.mark_download_failed(item.record.id, self.owner, reason)
+        self._failed_ids[item.record.id] = reason
         self.tally.fail(str(item.record.id), reason)
         item.target.failed += 1
         self._unreserve(item)
