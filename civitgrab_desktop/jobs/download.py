@@ -33,7 +33,7 @@ from civitgrab_desktop.core.media.sniff import ALL_TYPES, SNIFF_BYTES, detect_ty
 from civitgrab_desktop.core.media.verify import verify_media
 from civitgrab_desktop.core.organize import layouts, sidecars
 from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError, fit_filename
-from civitgrab_desktop.jobs.fetch import fetch_to_part
+from civitgrab_desktop.jobs.fetch import fetch_to_part, sweep_stale_parts
 from civitgrab_desktop.jobs.job import JobState, LibraryJob, RateLimitedEvent
 
 LOG = logging.getLogger(__name__)
@@ -165,6 +165,7 @@ class DownloadJob(LibraryJob):
         # for the first to finish, then links its file (or shares its failure).
         self._in_flight: dict[int, asyncio.Future[None]] = {}
         self._failed_ids: dict[int, str] = {}  # id -> reason, for images that failed in this job
+        self._swept: set[Path] = set()  # folders cleared of killed processes' .part files
         self._site_base = urls.site_origin(client.api_base)
         self._disk_full: str | None = None
         self.client.add_wait_listener(self._on_wait)
@@ -659,6 +660,11 @@ class DownloadJob(LibraryJob):
             self.progress()
 
         self.progress(f"{record.id}")
+        loop = asyncio.get_running_loop()
+        if item.stem.parent not in self._swept:  # once per folder and job
+            self._swept.add(item.stem.parent)
+            with contextlib.suppress(OSError, UnsafePathError):
+                await loop.run_in_executor(None, self._sweep_parts, item.stem.parent)
         try:
             fetched = await fetch_to_part(
                 self.client, url, item.stem.parent, item.stem.name, stop_check=self.raise_if_stopped, on_bytes=count
@@ -677,7 +683,6 @@ class DownloadJob(LibraryJob):
             with contextlib.suppress(Exception):
                 await self.library.release_claims(self.owner, image_id=record.id)
             raise
-        loop = asyncio.get_running_loop()
         try:
             final = await loop.run_in_executor(None, self._place, fetched, item)
         except (OSError, PathTooLong, UnsafePathError) as exc:
@@ -767,6 +772,10 @@ class DownloadJob(LibraryJob):
             files.set_mtime(path, record.created_at)
         self._write_sidecars(path, record, None)
         files.fsync_dir(path.parent)
+
+    def _sweep_parts(self, folder: Path) -> None:
+        files.ensure_inside(self.output_dir, folder)
+        sweep_stale_parts(folder)
 
     def _place(self, fetched, item: WorkItem) -> Path:
         """Runs in a worker thread: rename the verified .part to its final name, sidecars, mtime."""

@@ -7,9 +7,9 @@ container walked once complete. An HTML page, a short body or bytes that break t
 a failed attempt (retried by the client's policy) and the `.part` file is removed. A full pixel
 decode runs only for formats without a structure check (GIF), off the event loop.
 
-Each attempt writes its own `.part` file, named for this process and attempt and created with
-O_EXCL | O_NOFOLLOW: two transfers never share one, and a planted symlink is never followed.
-Nothing here ever writes a final name.
+Each attempt writes its own `.part` file, named for this host, process and attempt and created
+with O_EXCL | O_NOFOLLOW: two transfers never share one, and a planted symlink is never followed.
+The files of killed processes are swept by `sweep_stale_parts`. Nothing here ever writes a final name.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from civitgrab_desktop.core.civitai.client import (
     TransportError,
     redact_url,
 )
+from civitgrab_desktop.core.library.owners import DOWNLOAD_LEASE_S, pid_alive, this_host
 from civitgrab_desktop.core.media.sniff import MediaType, detect_type
 from civitgrab_desktop.core.media.structure import StructureChecker, StructureError, has_structure_check
 from civitgrab_desktop.core.media.verify import verify_media
@@ -60,9 +63,41 @@ class Fetched:
     height: int | None = None
 
 
+_HOST_TAG = hashlib.blake2b(this_host().encode("utf-8"), digest_size=4).hexdigest()
+_PART_RE = re.compile(r"\.(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-[0-9a-f]{12}\.part$")
+# A transfer writes continuously (a stalled one times out in a minute), so a part file untouched
+# for this long belongs to no live transfer, whichever host wrote it.
+STALE_PART_AGE_S = 2 * DOWNLOAD_LEASE_S
+
+
 def part_name(stem_name: str) -> str:
-    """A temporary name no other attempt or process uses: `<id>.<pid>-<random>.part`."""
-    return f"{stem_name}.{os.getpid()}-{secrets.token_hex(6)}{PART_SUFFIX}"
+    """A temporary name no other attempt or process uses: `<id>.<host>-<pid>-<random>.part`."""
+    return f"{stem_name}.{_HOST_TAG}-{os.getpid()}-{secrets.token_hex(6)}{PART_SUFFIX}"
+
+
+def sweep_stale_parts(folder: Path) -> int:
+    """Remove the `.part` files in `folder` that no live transfer writes: those of processes of
+    this host that are gone, and any untouched for STALE_PART_AGE_S. Returns how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    now = time.time()
+    for entry in entries:
+        if not entry.name.endswith(PART_SUFFIX):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) and not entry.is_symlink():
+                continue
+            found = _PART_RE.search(entry.name)
+            dead = found is not None and found["host"] == _HOST_TAG and not pid_alive(int(found["pid"]))
+            if dead or now - entry.stat(follow_symlinks=False).st_mtime > STALE_PART_AGE_S:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def create_part(path: Path) -> int:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,14 @@ from civitgrab_desktop.core.civitai.client import (
     TransportError,
 )
 from civitgrab_desktop.core.media.sniff import JPEG, PNG, WEBP
-from civitgrab_desktop.jobs.fetch import PART_SUFFIX, create_part, fetch_to_part, part_name
+from civitgrab_desktop.jobs.fetch import (
+    PART_SUFFIX,
+    STALE_PART_AGE_S,
+    create_part,
+    fetch_to_part,
+    part_name,
+    sweep_stale_parts,
+)
 from tests.fake_civitai import FaultRule
 from tests.fake_civitai.server import ACCOUNT
 
@@ -42,7 +52,24 @@ def parts_in(folder: Path) -> list[Path]:
 def test_part_names_differ_per_attempt_and_name_the_process():
     names = {part_name("7001") for _ in range(200)}
     assert len(names) == 200
-    assert all(n.startswith(f"7001.{os.getpid()}-") and n.endswith(PART_SUFFIX) for n in names)
+    assert all(n.startswith("7001.") and f"-{os.getpid()}-" in n and n.endswith(PART_SUFFIX) for n in names)
+
+
+def test_sweep_removes_only_the_parts_no_live_transfer_writes(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    mine = part_name("7001")
+    dead = part_name("7002").replace(f"-{os.getpid()}-", f"-{gone.pid}-")
+    old_other_host = "7003.0badf00d-1-0123456789ab.part"
+    fresh_other_host = "7004.0badf00d-1-0123456789ab.part"
+    old_style = "7005.part"
+    for name in (mine, dead, old_other_host, fresh_other_host, old_style, "7006.png", "7006.json"):
+        (tmp_path / name).write_bytes(b"x")
+    hour_ago = time.time() - 2 * STALE_PART_AGE_S
+    for name in (old_other_host, old_style):
+        os.utime(tmp_path / name, (hour_ago, hour_ago))
+    assert sweep_stale_parts(tmp_path) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine, fresh_other_host, "7006.png", "7006.json"])
 
 
 def test_a_part_is_never_opened_through_a_symlink_or_over_a_file(tmp_path):
