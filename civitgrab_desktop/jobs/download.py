@@ -479,8 +479,7 @@ class DownloadJob(LibraryJob):
         """Filter a page, plan each file's path, and record the page in the library.
 
         Returns (library state per id, planned stem per kept id)."""
-        keep: list[ImageRecord] = []
-        stems: dict[int, Path] = {}
+        wanted: list[ImageRecord] = []
         for record in records:
             if record.id in target.handled_ids:
                 continue  # listed again (a deep-scan pass, a repeated page): one verdict per identifier
@@ -493,13 +492,20 @@ class DownloadJob(LibraryJob):
                 self._count_listed()
                 self.tally.skip(reason)
                 continue
-            try:
-                stems[record.id] = self._stem_for(record, target, stream.model_id)
-            except (UnsafePathError, PathTooLong) as exc:
+            wanted.append(record)
+        # Planning a path checks it on disk (symlinks, length): a page's worth is I/O, off the loop.
+        loop = asyncio.get_running_loop()
+        planned = await loop.run_in_executor(None, self._plan_stems, wanted, target, stream.model_id)
+        keep: list[ImageRecord] = []
+        stems: dict[int, Path] = {}
+        for record in wanted:
+            stem = planned[record.id]
+            if isinstance(stem, Exception):
                 self._count_listed()
-                self.tally.fail(str(record.id), f"unusable path: {exc}")
+                self.tally.fail(str(record.id), f"unusable path: {stem}")
                 target.failed += 1
                 continue
+            stems[record.id] = stem
             keep.append(record)
         if not keep:
             return {}, {}
@@ -529,6 +535,15 @@ class DownloadJob(LibraryJob):
             if not all(w in words for w in words_needed):
                 return "prompt does not contain the tag words"
         return None
+
+    def _plan_stems(self, records: list[ImageRecord], target: Target, model_id: int | None) -> dict[int, Path | Exception]:
+        planned: dict[int, Path | Exception] = {}
+        for record in records:
+            try:
+                planned[record.id] = self._stem_for(record, target, model_id)
+            except (UnsafePathError, PathTooLong) as exc:
+                planned[record.id] = exc
+        return planned
 
     def _stem_for(self, record: ImageRecord, target: Target, model_id: int | None) -> Path:
         if self.params.layout == "organized":

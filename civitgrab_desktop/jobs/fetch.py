@@ -146,10 +146,10 @@ class _PartWriter:
             self._hash.update(chunk)
             self.size += len(chunk)
 
-    def finish(self) -> tuple[str, int | None, int | None]:
-        """fsync and close; (sha256, width, height). Raises StructureError for a broken file."""
-        if self._fd is None:
-            self.write([])
+    def finish(self, last: list[bytes]) -> tuple[str, int | None, int | None]:
+        """Write the `last` chunks, fsync and close; (sha256, width, height). Raises
+        StructureError for a broken file (one thread hop for the end of every transfer)."""
+        self.write(last)
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
@@ -219,11 +219,12 @@ async def fetch_to_part(
                     raise BadPayloadError("the server sent an empty body", url=redact_url(url))
                 if expected is not None and counted != expected:
                     raise TransportError(f"short body: {counted} of {expected} bytes", url=redact_url(url))
-                await _write(loop, writer, buffer, url)
             try:
-                digest, width, height = await loop.run_in_executor(io_pool(), writer.finish)
+                digest, width, height = await loop.run_in_executor(io_pool(), writer.finish, buffer)
             except StructureError as exc:
                 raise BadPayloadError(f"the file is broken: {exc}", url=redact_url(url)) from None
+            except OSError as exc:
+                raise _LocalWriteError(exc) from exc
             return Fetched(writer.path, media, writer.size, digest, width, height)
         except _LocalWriteError as exc:
             if on_bytes and counted:
