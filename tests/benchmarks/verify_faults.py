@@ -38,6 +38,7 @@ def _faults(data: bytes, rng: random.Random) -> dict[str, bytes]:
         "truncated (random cut, length sent matches)": data[: rng.randrange(n // 10, n - 1)],
         "truncated (last 100 bytes missing)": data[:-100],
         "same-length junk after the magic bytes": data[:16] + rng.randbytes(n - 16),
+        "same-length junk after the first quarter (headers intact)": data[: n // 4] + rng.randbytes(n - n // 4),
         "garbage in the middle third (fake 'corrupt')": corrupt(data),
         "one flipped byte in the middle": bytes(flipped),
         "junk appended after the end": data + rng.randbytes(1024),
