@@ -29,7 +29,7 @@ from civitgrab_desktop.core.library.async_library import Library
 from civitgrab_desktop.core.library.owners import DOWNLOAD_LEASE_S
 from civitgrab_desktop.core.library.store import Source, new_owner
 from civitgrab_desktop.core.media import files
-from civitgrab_desktop.core.media.sniff import ALL_TYPES, SNIFF_BYTES, detect_type
+from civitgrab_desktop.core.media.sniff import ALL_TYPES, SNIFF_BYTES, MediaType, detect_type
 from civitgrab_desktop.core.media.verify import verify_media
 from civitgrab_desktop.core.organize import layouts, sidecars
 from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError, fit_filename
@@ -165,7 +165,9 @@ class DownloadJob(LibraryJob):
         # for the first to finish, then links its file (or shares its failure).
         self._in_flight: dict[int, asyncio.Future[None]] = {}
         self._failed_ids: dict[int, str] = {}  # id -> reason, for images that failed in this job
-        self._swept: set[Path] = set()  # folders cleared of killed processes' .part files
+        # What each folder held when this job first wrote to it (after sweeping the .part files of
+        # killed processes): a final name found there may be an unrecorded finished download.
+        self._folder_names: dict[Path, asyncio.Future[set[str]]] = {}
         self._site_base = urls.site_origin(client.api_base)
         self._disk_full: str | None = None
         self.client.add_wait_listener(self._on_wait)
@@ -676,10 +678,7 @@ class DownloadJob(LibraryJob):
 
         self.progress(f"{record.id}")
         loop = asyncio.get_running_loop()
-        if item.stem.parent not in self._swept:  # once per folder and job
-            self._swept.add(item.stem.parent)
-            with contextlib.suppress(OSError, UnsafePathError):
-                await loop.run_in_executor(None, self._sweep_parts, item.stem.parent)
+        await self._folder_listing(item.stem.parent)
         try:
             fetched = await fetch_to_part(
                 self.client, url, item.stem.parent, item.stem.name, stop_check=self.raise_if_stopped, on_bytes=count
@@ -735,6 +734,9 @@ class DownloadJob(LibraryJob):
         """A complete file under the image's final name is already in its folder, but the library
         does not say so: a run was killed between the rename and the library write. Record it
         (and rewrite its sidecars) instead of downloading it again."""
+        names = await self._folder_listing(item.stem.parent)
+        if not any(name in names for _, name in self._final_names(item)):
+            return False  # the usual case: nothing to look at on disk
         loop = asyncio.get_running_loop()
         found = await loop.run_in_executor(None, self._find_final, item)
         if found is None:
@@ -767,11 +769,7 @@ class DownloadJob(LibraryJob):
         image in its planned folder that verifies, or None. Only `_place` writes final names, and
         only after verifying the bytes, so such a file is a finished download."""
         folder = item.stem.parent
-        for media in ALL_TYPES:
-            try:
-                name = fit_filename(folder, layouts.classic_filename(item.record.id, media.ext), self.params.max_path)
-            except (PathTooLong, ValueError):
-                continue
+        for media, name in self._final_names(item):
             path = folder / name
             if not path.is_file():
                 continue
@@ -782,15 +780,40 @@ class DownloadJob(LibraryJob):
             return path, media, path.stat().st_size, files.sha256_file(path)
         return None
 
+    def _final_names(self, item: WorkItem) -> list[tuple[MediaType, str]]:
+        """The names `_place` would give this image's file, one per media type."""
+        names = []
+        for media in ALL_TYPES:
+            try:
+                names.append((media, fit_filename(item.stem.parent, layouts.classic_filename(item.record.id, media.ext), self.params.max_path)))
+            except (PathTooLong, ValueError):
+                continue
+        return names
+
     def _finish_found(self, path: Path, record: ImageRecord) -> None:
         if record.created_at:
             files.set_mtime(path, record.created_at)
         self._write_sidecars(path, record, None)
         files.fsync_dir(path.parent)
 
-    def _sweep_parts(self, folder: Path) -> None:
+    async def _folder_listing(self, folder: Path) -> set[str]:
+        """The names in `folder` when the job first used it, swept of stale .part files (once)."""
+        listing = self._folder_names.get(folder)
+        if listing is None:
+            loop = asyncio.get_running_loop()
+            listing = self._folder_names[folder] = loop.create_future()
+            names: set[str] = set()
+            try:
+                names = await loop.run_in_executor(None, self._sweep_parts, folder)
+            except (OSError, UnsafePathError):
+                pass  # the download reports what is wrong with the folder
+            finally:
+                listing.set_result(names)
+        return await asyncio.shield(listing)
+
+    def _sweep_parts(self, folder: Path) -> set[str]:
         files.ensure_inside(self.output_dir, folder)
-        sweep_stale_parts(folder)
+        return sweep_stale_parts(folder)
 
     def _place(self, fetched, item: WorkItem) -> Path:
         """Runs in a worker thread: rename the verified .part to its final name, sidecars, mtime."""

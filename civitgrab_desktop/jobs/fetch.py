@@ -75,16 +75,18 @@ def part_name(stem_name: str) -> str:
     return f"{stem_name}.{_HOST_TAG}-{os.getpid()}-{secrets.token_hex(6)}{PART_SUFFIX}"
 
 
-def sweep_stale_parts(folder: Path) -> int:
+def sweep_stale_parts(folder: Path) -> set[str]:
     """Remove the `.part` files in `folder` that no live transfer writes: those of processes of
-    this host that are gone, and any untouched for STALE_PART_AGE_S. Returns how many."""
-    removed = 0
+    this host that are gone, and any untouched for STALE_PART_AGE_S. Returns the names of what
+    is left in the folder (empty when it does not exist)."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return 0
+        return set()
     now = time.time()
+    left = set()
     for entry in entries:
+        left.add(entry.name)
         if not entry.name.endswith(PART_SUFFIX):
             continue
         try:
@@ -94,10 +96,10 @@ def sweep_stale_parts(folder: Path) -> int:
             dead = found is not None and found["host"] == _HOST_TAG and not pid_alive(int(found["pid"]))
             if dead or now - entry.stat(follow_symlinks=False).st_mtime > STALE_PART_AGE_S:
                 os.unlink(entry.path)
-                removed += 1
+                left.discard(entry.name)
         except OSError:
             continue
-    return removed
+    return left
 
 
 def create_part(path: Path) -> int:

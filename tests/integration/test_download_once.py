@@ -92,3 +92,21 @@ async def test_a_transfer_longer_than_the_lease_keeps_its_claim(workspace, fake_
     assert summary["state"] == "done" and summary["done"] == 1, summary
     assert not any(taken_by_other), "another process took the claim of a running transfer"
     assert len(media_files(workspace.root / "out")) == 1
+
+
+def test_files_already_under_their_final_names_are_recorded_not_fetched_again(workspace, fake_civitai):
+    # A run killed between the rename and the library write leaves complete files the library
+    # does not know; here the whole library is gone. The next run records them from disk.
+    first = workspace.cli("--mode", "1", "--username", "grace", "--no-save")
+    assert first.returncode == 0, first.output
+    on_disk = {p: p.read_bytes() for p in media_files(workspace.downloads)}
+    for path in workspace.data_dir.glob("library.sqlite3*"):
+        path.unlink()
+    fake_civitai.clear_log()
+    again = workspace.cli("--mode", "1", "--username", "grace", "--no-save")
+    assert again.returncode == 0, again.output
+    assert cdn_fetches(fake_civitai) == Counter()
+    assert f"{len(on_disk)}  already on disk (an earlier run was interrupted)" in again.stdout, again.stdout
+    assert {p: p.read_bytes() for p in media_files(workspace.downloads)} == on_disk
+    with workspace.store() as store:
+        assert all(store.image(int(p.stem)).dl_state == "done" for p in on_disk)

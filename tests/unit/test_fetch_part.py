@@ -68,8 +68,10 @@ def test_sweep_removes_only_the_parts_no_live_transfer_writes(tmp_path):
     hour_ago = time.time() - 2 * STALE_PART_AGE_S
     for name in (old_other_host, old_style):
         os.utime(tmp_path / name, (hour_ago, hour_ago))
-    assert sweep_stale_parts(tmp_path) == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine, fresh_other_host, "7006.png", "7006.json"])
+    left = sorted([mine, fresh_other_host, "7006.png", "7006.json"])
+    assert sorted(sweep_stale_parts(tmp_path)) == left
+    assert sorted(p.name for p in tmp_path.iterdir()) == left
+    assert sweep_stale_parts(tmp_path / "missing") == set()
 
 
 def test_a_part_is_never_opened_through_a_symlink_or_over_a_file(tmp_path):
