@@ -110,3 +110,21 @@ def test_files_already_under_their_final_names_are_recorded_not_fetched_again(wo
     assert {p: p.read_bytes() for p in media_files(workspace.downloads)} == on_disk
     with workspace.store() as store:
         assert all(store.image(int(p.stem)).dl_state == "done" for p in on_disk)
+
+
+def test_an_image_that_fails_for_one_identifier_is_not_fetched_again_for_another(workspace, fake_civitai):
+    dataset = fake_civitai.dataset
+    shared = sorted(
+        i.id for i in dataset.images.values()
+        if {2007, 2008} <= set(i.model_version_ids) and i.nsfw_level != 32 and not i.is_video
+    )
+    broken = dataset.image(shared[0])
+    fake_civitai.add_fault(FaultRule("500", where="cdn", path_prefix=f"/{ACCOUNT}/{broken.uuid}"))
+    run = workspace.cli("--mode", "4", "--model_version_id", "2007,2008", "--retries", "1")
+
+    assert run.returncode == 1, run.output
+    assert cdn_fetches(fake_civitai)[broken.uuid] == 2  # one attempt and one retry, for both identifiers
+    assert re.search(r"version 2007: ok - .*failed 1\n", run.stdout), run.stdout
+    assert re.search(r"version 2008: ok - .*failed 1\n", run.stdout), run.stdout
+    assert run.stdout.count(f"{broken.id}: server error 500") == 2, run.stdout  # a failure under each identifier
+    assert broken.id not in {int(p.stem) for p in media_files(workspace.downloads)}
