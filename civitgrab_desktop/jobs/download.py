@@ -495,6 +495,8 @@ class DownloadJob(LibraryJob):
                 self.tally.skip(reason)
                 continue
             wanted.append(record)
+        if not wanted:
+            return {}, {}
         # Planning a path checks it on disk (symlinks, length): a page's worth is I/O, off the loop.
         loop = asyncio.get_running_loop()
         planned = await loop.run_in_executor(None, self._plan_stems, wanted, target, stream.model_id)
