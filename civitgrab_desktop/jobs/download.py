@@ -801,6 +801,8 @@ class DownloadJob(LibraryJob):
     async def _folder_listing(self, folder: Path) -> set[str]:
         """The names in `folder` when the job first used it, swept of stale .part files (once)."""
         listing = self._folder_names.get(folder)
+        if listing is not None and listing.done():
+            return listing.result()
         if listing is None:
             loop = asyncio.get_running_loop()
             listing = self._folder_names[folder] = loop.create_future()

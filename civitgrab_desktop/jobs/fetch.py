@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import os
 import re
 import secrets
@@ -64,15 +65,20 @@ class Fetched:
 
 
 _HOST_TAG = hashlib.blake2b(this_host().encode("utf-8"), digest_size=4).hexdigest()
-_PART_RE = re.compile(r"\.(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-[0-9a-f]{12}\.part$")
+_PART_RE = re.compile(r"\.(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-[0-9a-f]{12,}\.part$")
 # A transfer writes continuously (a stalled one times out in a minute), so a part file untouched
 # for this long belongs to no live transfer, whichever host wrote it.
 STALE_PART_AGE_S = 2 * DOWNLOAD_LEASE_S
 
 
+_attempts = itertools.count()
+_process_token = secrets.token_hex(4)
+
+
 def part_name(stem_name: str) -> str:
-    """A temporary name no other attempt or process uses: `<id>.<host>-<pid>-<random>.part`."""
-    return f"{stem_name}.{_HOST_TAG}-{os.getpid()}-{secrets.token_hex(6)}{PART_SUFFIX}"
+    """A temporary name no other attempt or process uses: `<id>.<host>-<pid>-<random>.part`
+    (the random part: this process's token and its attempt number, no system call per name)."""
+    return f"{stem_name}.{_HOST_TAG}-{os.getpid()}-{_process_token}{next(_attempts):04x}{PART_SUFFIX}"
 
 
 def sweep_stale_parts(folder: Path) -> set[str]:
