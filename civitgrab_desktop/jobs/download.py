@@ -47,6 +47,7 @@ DEFERRED_POLL_S = 0.5
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 NOT_ATTEMPTED_DISK_FULL = "not attempted: the disk is full"
 CLAIM_RENEWALS_PER_LEASE = 4  # claims are renewed four times per lease while the job runs
+FIRST_REGISTERED = 10  # items of a page registered (and queued) before the rest of it
 
 
 class DiskFullError(Exception):
@@ -396,24 +397,30 @@ class DownloadJob(LibraryJob):
             if not stream.is_pass:
                 target.listed += page.raw_count
             target.listed_ids.update(r.id for r in page.records)
-            states, stems = await self._register(page.records, stream, target)
             stop_early = False
-            for record in page.records:
-                stem = stems.get(record.id)
-                if stem is None:
-                    continue
-                state = states.get(record.id)
-                listed_done = state is not None and state.dl_state == "done"
-                if listed_done:
-                    known_run += 1
-                else:
-                    known_run = 0
-                    if record.id not in self._seen_ids:
-                        new += 1
-                await self._enqueue(WorkItem(record, target, stem, stream.model_id, listed_done))
-                if self.params.stop_after_known and known_run >= self.params.stop_after_known:
-                    stop_early = True
-                    break
+            # The first few items are registered on their own, so their downloads start while
+            # the rest of the page is recorded (a page is one library transaction otherwise).
+            head, tail = page.records[:FIRST_REGISTERED], page.records[FIRST_REGISTERED:]
+            for batch in (head, tail):
+                states, stems = await self._register(batch, stream, target)
+                if stop_early:
+                    continue  # recorded as listed, not queued
+                for record in batch:
+                    stem = stems.get(record.id)
+                    if stem is None:
+                        continue
+                    state = states.get(record.id)
+                    listed_done = state is not None and state.dl_state == "done"
+                    if listed_done:
+                        known_run += 1
+                    else:
+                        known_run = 0
+                        if record.id not in self._seen_ids:
+                            new += 1
+                    await self._enqueue(WorkItem(record, target, stem, stream.model_id, listed_done))
+                    if self.params.stop_after_known and known_run >= self.params.stop_after_known:
+                        stop_early = True
+                        break
             if page.stopped_reason:
                 self.message(f"{stream.label}: {page.stopped_reason}", logging.WARNING)
                 target.complete = False
