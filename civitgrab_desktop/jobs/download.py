@@ -44,6 +44,7 @@ MODE_WORDS = {1: "username", 2: "model", 3: "tag", 4: "version", 5: "post", 6: "
 DEFAULT_CAP_THRESHOLD = 49_000
 DEFERRED_POLL_S = 0.5
 # A full disk (or quota) ends the job: every further item would be fetched only to fail.
+MEDIA_EXTS = frozenset(media.ext for media in ALL_TYPES)  # the extensions `_place` gives files
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 NOT_ATTEMPTED_DISK_FULL = "not attempted: the disk is full"
 CLAIM_RENEWALS_PER_LEASE = 4  # claims are renewed four times per lease while the job runs
@@ -166,9 +167,9 @@ class DownloadJob(LibraryJob):
         # for the first to finish, then links its file (or shares its failure).
         self._in_flight: dict[int, asyncio.Future[None]] = {}
         self._failed_ids: dict[int, str] = {}  # id -> reason, for images that failed in this job
-        # What each folder held when this job first wrote to it (after sweeping the .part files of
-        # killed processes): a final name found there may be an unrecorded finished download.
-        self._folder_names: dict[Path, asyncio.Future[set[str]]] = {}
+        # The image ids with a media file in each folder when this job first wrote to it (after
+        # sweeping the .part files of killed processes): maybe unrecorded finished downloads.
+        self._folder_ids: dict[Path, asyncio.Future[frozenset[int]]] = {}
         self._site_base = urls.site_origin(client.api_base)
         self._disk_full: str | None = None
         self.client.add_wait_listener(self._on_wait)
@@ -743,8 +744,7 @@ class DownloadJob(LibraryJob):
         """A complete file under the image's final name is already in its folder, but the library
         does not say so: a run was killed between the rename and the library write. Record it
         (and rewrite its sidecars) instead of downloading it again."""
-        names = await self._folder_listing(item.stem.parent)
-        if not any(name in names for _, name in self._final_names(item)):
+        if item.record.id not in await self._folder_listing(item.stem.parent):
             return False  # the usual case: nothing to look at on disk
         loop = asyncio.get_running_loop()
         found = await loop.run_in_executor(None, self._find_final, item)
@@ -805,26 +805,32 @@ class DownloadJob(LibraryJob):
         self._write_sidecars(path, record, None)
         files.fsync_dir(path.parent)
 
-    async def _folder_listing(self, folder: Path) -> set[str]:
-        """The names in `folder` when the job first used it, swept of stale .part files (once)."""
-        listing = self._folder_names.get(folder)
+    async def _folder_listing(self, folder: Path) -> frozenset[int]:
+        """The ids of the media files in `folder` when the job first used it, after sweeping
+        its stale .part files (both once per folder)."""
+        listing = self._folder_ids.get(folder)
         if listing is not None and listing.done():
             return listing.result()
         if listing is None:
             loop = asyncio.get_running_loop()
-            listing = self._folder_names[folder] = loop.create_future()
-            names: set[str] = set()
+            listing = self._folder_ids[folder] = loop.create_future()
+            ids: frozenset[int] = frozenset()
             try:
-                names = await loop.run_in_executor(None, self._sweep_parts, folder)
+                ids = await loop.run_in_executor(None, self._sweep_parts, folder)
             except (OSError, UnsafePathError):
                 pass  # the download reports what is wrong with the folder
             finally:
-                listing.set_result(names)
+                listing.set_result(ids)
         return await asyncio.shield(listing)
 
-    def _sweep_parts(self, folder: Path) -> set[str]:
+    def _sweep_parts(self, folder: Path) -> frozenset[int]:
         files.ensure_inside(self.output_dir, folder)
-        return sweep_stale_parts(folder)
+        ids = set()
+        for name in sweep_stale_parts(folder):
+            stem, dot, ext = name.partition(".")
+            if dot and stem.isdigit() and f".{ext.lower()}" in MEDIA_EXTS:
+                ids.add(int(stem))
+        return frozenset(ids)
 
     def _place(self, fetched, item: WorkItem) -> Path:
         """Runs in a worker thread: rename the verified .part to its final name, sidecars, mtime."""
