@@ -145,14 +145,18 @@ class _PartWriter:
     def write(self, chunks: list[bytes]) -> None:
         if self._fd is None:
             self._fd = create_part(self.path)
-        for chunk in chunks:
-            if self._checker is not None:
-                self._checker.feed(chunk)  # fail fast: no need to write the rest of a broken file
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            self._hash.update(chunk)
-            self.size += len(chunk)
+        if not chunks:
+            return
+        # One buffer per flush: one hash update, one write; each call that releases the GIL
+        # is a chance for the event loop's thread and this one to trade it back and forth.
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self._checker is not None:
+            self._checker.feed(data)  # fail fast: no need to write the rest of a broken file
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self._hash.update(data)
+        self.size += len(data)
 
     def finish(self, last: list[bytes]) -> tuple[str, int | None, int | None]:
         """Write the `last` chunks, fsync and close; (sha256, width, height). Raises
