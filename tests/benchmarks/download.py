@@ -119,10 +119,17 @@ def _civitgrab(base: str, work: Path, concurrency: int, name: str) -> tuple[dict
     return run, probe
 
 
-def one_round(base: str, work: Path, concurrency: int, expected_files: int, megabytes: float) -> dict:
-    plain = _child([sys.executable, "-m", "tests.benchmarks.download", "--plain", base, str(work / "plain"),
-                    "--concurrency", str(concurrency)])
-    ours, probe = _civitgrab(base, work, concurrency, "ours")
+def one_round(base: str, work: Path, concurrency: int, expected_files: int, megabytes: float, ours_first: bool) -> dict:
+    def plain_run() -> dict:
+        return _child([sys.executable, "-m", "tests.benchmarks.download", "--plain", base, str(work / "plain"),
+                       "--concurrency", str(concurrency)])
+
+    if ours_first:  # rounds alternate the order, so a burst of load on a shared machine hits both alike
+        ours, probe = _civitgrab(base, work, concurrency, "ours")
+        plain = plain_run()
+    else:
+        plain = plain_run()
+        ours, probe = _civitgrab(base, work, concurrency, "ours")
     ours_files = _media_files(work / "ours")
     plain_files = _media_files(work / "plain") or list((work / "plain").glob("*.bin"))
     result = {
@@ -169,7 +176,7 @@ def run(concurrency: int, latency: float, repeat: int, big_items: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="civitgrab-bench-dl-"))
     try:
         with fake_server("--bench-media", str(manifest), "--latency", str(latency), "--prewarm") as base:
-            rounds = [one_round(base, work, concurrency, len(entries), megabytes) for _ in range(repeat)]
+            rounds = [one_round(base, work, concurrency, len(entries), megabytes, bool(n % 2)) for n in range(repeat)]
         big = big_job(big_items, latency, concurrency, work) if big_items else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
