@@ -47,6 +47,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m tests.benchmarks.download --json
+	$(PY) -m tests.benchmarks.verify_faults --json
 	$(PY) -m tests.benchmarks.tags --json
 	$(PY) -m tests.benchmarks.convert --json
 	$(PY) -m tests.benchmarks.gallery --json

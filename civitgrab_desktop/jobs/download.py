@@ -27,15 +27,16 @@ from civitgrab_desktop.core.civitai.client import CivitaiClient, CivitaiError
 from civitgrab_desktop.core.civitai.records import NSFW_CHOICES, ImageRecord, RecordError, parse_image
 from civitgrab_desktop.core.library.async_library import Library
 from civitgrab_desktop.core.library.csv_export import csv_row
+from civitgrab_desktop.core.library.owners import DOWNLOAD_LEASE_S
 from civitgrab_desktop.core.library.store import Source, new_owner
 from civitgrab_desktop.core.media import files
-from civitgrab_desktop.core.media.sniff import ALL_TYPES, SNIFF_BYTES, detect_type
+from civitgrab_desktop.core.media.sniff import ALL_TYPES, SNIFF_BYTES, MediaType, detect_type
 from civitgrab_desktop.core.media.verify import verify_media
 from civitgrab_desktop.core.organize import layouts, sidecars
 from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError, fit_filename
 from civitgrab_desktop.core.roots import OutsideRootsError, Roots
 from civitgrab_desktop.jobs import gone, listing_end
-from civitgrab_desktop.jobs.fetch import fetch_to_part
+from civitgrab_desktop.jobs.fetch import fetch_to_part, sweep_stale_parts
 from civitgrab_desktop.jobs.job import JobState, LibraryJob, RateLimitedEvent
 
 LOG = logging.getLogger(__name__)
@@ -46,8 +47,11 @@ MODE_WORDS = {1: "username", 2: "model", 3: "tag", 4: "version", 5: "post", 6: "
 DEFAULT_CAP_THRESHOLD = 49_000
 DEFERRED_POLL_S = 0.5
 # A full disk (or quota) ends the job: every further item would be fetched only to fail.
+MEDIA_EXTS = frozenset(media.ext for media in ALL_TYPES)  # the extensions `_place` gives files
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 NOT_ATTEMPTED_DISK_FULL = "not attempted: the disk is full"
+CLAIM_RENEWALS_PER_LEASE = 4  # claims are renewed four times per lease while the job runs
+FIRST_REGISTERED = 10  # items of a page registered (and queued) before the rest of it
 
 
 class DiskFullError(Exception):
@@ -108,6 +112,9 @@ class Target:
     gone: int = 0
     gone_reason: str = ""  # why images were (or were not) marked gone
     listed_ids: set[int] = field(default_factory=set)
+    # Ids this identifier already gave a verdict for (queued or filtered): deep-scan passes and
+    # repeated pages list them again, and each counts once.
+    handled_ids: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -160,6 +167,13 @@ class DownloadJob(LibraryJob):
         self._deferred: list[WorkItem] = []
         self._seen_ids: set[int] = set()
         self._handled: set[int] = set()  # ids a worker already took (a page may list an id twice)
+        # One worker at a time per image id: another identifier's item for the same image waits
+        # for the first to finish, then links its file (or shares its failure).
+        self._in_flight: dict[int, asyncio.Future[None]] = {}
+        self._failed_ids: dict[int, str] = {}  # id -> reason, for images that failed in this job
+        # The image ids with a media file in each folder when this job first wrote to it (after
+        # sweeping the .part files of killed processes): maybe unrecorded finished downloads.
+        self._folder_ids: dict[Path, asyncio.Future[frozenset[int]]] = {}
         self._site_base = urls.site_origin(client.api_base)
         self._disk_full: str | None = None
         self.roots = Roots((str(self.output_dir),))  # + the library's roots when the job starts
@@ -177,6 +191,17 @@ class DownloadJob(LibraryJob):
         await self.library.add_root(self.output_dir, "download")  # the user chose it for this job
         self.roots = await self.library.roots()
         self.tally.total = 0
+        heartbeat = asyncio.create_task(self._renew_claims(), name="dl-claims-heartbeat")
+        try:
+            await self._list_and_download()
+        finally:
+            heartbeat.cancel()
+        if self._disk_full:
+            raise DiskFullError(self._disk_full)
+        if self.params.mode == 3:
+            await self._write_tag_summaries()
+
+    async def _list_and_download(self) -> None:
         workers = [asyncio.create_task(self._worker(), name=f"dl-worker-{i}") for i in range(self.workers)]
         try:
             await self._list_all()
@@ -188,10 +213,18 @@ class DownloadJob(LibraryJob):
             if isinstance(res, BaseException) and not isinstance(res, asyncio.CancelledError):
                 raise res
         await self._finish_deferred()
-        if self._disk_full:
-            raise DiskFullError(self._disk_full)
-        if self.params.mode == 3:
-            await self._write_tag_summaries()
+
+    async def _renew_claims(self) -> None:
+        """Claims expire after the library's download lease; a transfer can outlast it (a 2 GB
+        video on a slow line), so the job renews its claims while it runs, and no other process
+        takes over an image this one is still fetching."""
+        lease = DOWNLOAD_LEASE_S
+        with contextlib.suppress(Exception):
+            lease = await self.library.run(lambda store: store.leases["dl"])
+        while True:
+            await asyncio.sleep(lease / CLAIM_RENEWALS_PER_LEASE)
+            with contextlib.suppress(Exception):  # a busy library: the next beat tries again
+                await self.library.renew_claims(self.owner)
 
     async def checkpoint(self) -> None:
         if self._disk_full:
@@ -259,6 +292,7 @@ class DownloadJob(LibraryJob):
                 if self.params.deep_scan and mode == 1 and target.cap_hit:
                     await self._deep_scan(target)
                 await self._mark_disappeared(target)
+                target.handled_ids = set()  # its listing is over: free the memory
                 if target.status == "pending" and not target.listed and mode in (5, 6):
                     target.status, target.reason = "not found", f"no such {MODE_LABELS[mode]} (or it is not public)"
                     self.message(f"{MODE_LABELS[mode]} {identifier}: not found", logging.WARNING)
@@ -376,24 +410,30 @@ class DownloadJob(LibraryJob):
             if not stream.is_pass:
                 target.listed += page.raw_count
             target.listed_ids.update(r.id for r in page.records)
-            states, stems = await self._register(page.records, stream, target)
             stop_early = False
-            for record in page.records:
-                stem = stems.get(record.id)
-                if stem is None:
-                    continue
-                state = states.get(record.id)
-                listed_done = state is not None and state.dl_state == "done"
-                if listed_done:
-                    known_run += 1
-                else:
-                    known_run = 0
-                    if record.id not in self._seen_ids:
-                        new += 1
-                await self._enqueue(WorkItem(record, target, stem, stream.model_id, listed_done))
-                if self.params.stop_after_known and known_run >= self.params.stop_after_known:
-                    stop_early = True
-                    break
+            # The first few items are registered on their own, so their downloads start while
+            # the rest of the page is recorded (a page is one library transaction otherwise).
+            head, tail = page.records[:FIRST_REGISTERED], page.records[FIRST_REGISTERED:]
+            for batch in (head, tail):
+                states, stems = await self._register(batch, stream, target)
+                if stop_early:
+                    continue  # recorded as listed, not queued
+                for record in batch:
+                    stem = stems.get(record.id)
+                    if stem is None:
+                        continue
+                    state = states.get(record.id)
+                    listed_done = state is not None and state.dl_state == "done"
+                    if listed_done:
+                        known_run += 1
+                    else:
+                        known_run = 0
+                        if record.id not in self._seen_ids:
+                            new += 1
+                    await self._enqueue(WorkItem(record, target, stem, stream.model_id, listed_done))
+                    if self.params.stop_after_known and known_run >= self.params.stop_after_known:
+                        stop_early = True
+                        break
             if page.stopped_reason:
                 self.message(f"{stream.label}: {page.stopped_reason}", logging.WARNING)
                 target.complete = False
@@ -471,9 +511,11 @@ class DownloadJob(LibraryJob):
         """Filter a page, plan each file's path, and record the page in the library.
 
         Returns (library state per id, planned stem per kept id)."""
-        keep: list[ImageRecord] = []
-        stems: dict[int, Path] = {}
+        wanted: list[ImageRecord] = []
         for record in records:
+            if record.id in target.handled_ids:
+                continue  # listed again (a deep-scan pass, a repeated page): one verdict per identifier
+            target.handled_ids.add(record.id)
             if stream.version_name and not record.model_version_name:
                 record.model_version_name = stream.version_name
             reason = self._filter_reason(record, target)
@@ -482,13 +524,22 @@ class DownloadJob(LibraryJob):
                 self._count_listed()
                 self.tally.skip(reason)
                 continue
-            try:
-                stems[record.id] = self._stem_for(record, target, stream.model_id)
-            except (UnsafePathError, PathTooLong) as exc:
+            wanted.append(record)
+        if not wanted:
+            return {}, {}
+        # Planning a path checks it on disk (symlinks, length): a page's worth is I/O, off the loop.
+        loop = asyncio.get_running_loop()
+        planned = await loop.run_in_executor(None, self._plan_stems, wanted, target, stream.model_id)
+        keep: list[ImageRecord] = []
+        stems: dict[int, Path] = {}
+        for record in wanted:
+            stem = planned[record.id]
+            if isinstance(stem, Exception):
                 self._count_listed()
-                self.tally.fail(str(record.id), f"unusable path: {exc}")
+                self.tally.fail(str(record.id), f"unusable path: {stem}")
                 target.failed += 1
                 continue
+            stems[record.id] = stem
             keep.append(record)
         if not keep:
             return {}, {}
@@ -518,6 +569,15 @@ class DownloadJob(LibraryJob):
             if not all(w in words for w in words_needed):
                 return "prompt does not contain the tag words"
         return None
+
+    def _plan_stems(self, records: list[ImageRecord], target: Target, model_id: int | None) -> dict[int, Path | Exception]:
+        planned: dict[int, Path | Exception] = {}
+        for record in records:
+            try:
+                planned[record.id] = self._stem_for(record, target, model_id)
+            except (UnsafePathError, PathTooLong) as exc:
+                planned[record.id] = exc
+        return planned
 
     def _stem_for(self, record: ImageRecord, target: Target, model_id: int | None) -> Path:
         if self.params.layout == "organized":
@@ -568,6 +628,7 @@ class DownloadJob(LibraryJob):
                 if self.stop_requested:
                     continue
                 LOG.exception("image %s failed", item.record.id)
+                self._failed_ids[item.record.id] = f"unexpected error: {exc}"
                 self.tally.fail(str(item.record.id), f"unexpected error: {exc}")
                 item.target.failed += 1
             finally:
@@ -577,6 +638,23 @@ class DownloadJob(LibraryJob):
         if self.stop_requested:
             return
         await self.checkpoint()
+        image_id = item.record.id
+        while (first := self._in_flight.get(image_id)) is not None:
+            await asyncio.shield(first)  # another identifier's item for this image is being handled
+        reason = self._failed_ids.get(image_id)
+        if reason is not None:  # it already failed in this job (for another identifier)
+            self.tally.fail(str(image_id), reason)
+            item.target.failed += 1
+            return
+        done = self._in_flight[image_id] = asyncio.get_running_loop().create_future()
+        try:
+            await self._handle_once(item)
+        finally:
+            if self._in_flight.get(image_id) is done:
+                del self._in_flight[image_id]
+            done.set_result(None)
+
+    async def _handle_once(self, item: WorkItem) -> None:
         record = item.record
         row = None
         if item.listed_done or record.id in self._handled:
@@ -625,17 +703,21 @@ class DownloadJob(LibraryJob):
     async def _download(self, item: WorkItem) -> None:
         record = item.record
         url = urls.media_url(record.url, original=self.params.original, is_video=record.is_video, width=record.width)
-        part = item.stem.with_name(f"{item.stem.name}.part")
 
         def count(n: int) -> None:
             self.tally.bytes_done += n
             self.progress()
 
         self.progress(f"{record.id}")
+        loop = asyncio.get_running_loop()
+        await self._folder_listing(item.stem.parent)
         try:
-            fetched = await fetch_to_part(self.client, url, part, stop_check=self.raise_if_stopped, on_bytes=count)
+            fetched = await fetch_to_part(
+                self.client, url, item.stem.parent, item.stem.name, stop_check=self.raise_if_stopped, on_bytes=count
+            )
         except CivitaiError as exc:
             await self.library.mark_download_failed(record.id, self.owner, exc.reason)
+            self._failed_ids[record.id] = exc.reason
             self.tally.fail(str(record.id), exc.reason)
             item.target.failed += 1
             self._unreserve(item)
@@ -647,12 +729,11 @@ class DownloadJob(LibraryJob):
             with contextlib.suppress(Exception):
                 await self.library.release_claims(self.owner, image_id=record.id)
             raise
-        loop = asyncio.get_running_loop()
         try:
             final = await loop.run_in_executor(None, self._place, fetched, item)
         except (OSError, PathTooLong, UnsafePathError, OutsideRootsError) as exc:
             with contextlib.suppress(OSError):
-                part.unlink()
+                fetched.part_path.unlink()
             await self._write_failed(item, exc)
             return
         unlinked = await self.library.mark_downloaded(
@@ -673,6 +754,7 @@ class DownloadJob(LibraryJob):
     async def _write_failed(self, item: WorkItem, exc: Exception) -> None:
         reason = f"could not write the file: {exc}"
         await self.library.mark_download_failed(item.record.id, self.owner, reason)
+        self._failed_ids[item.record.id] = reason
         self.tally.fail(str(item.record.id), reason)
         item.target.failed += 1
         self._unreserve(item)
@@ -684,6 +766,8 @@ class DownloadJob(LibraryJob):
         """A complete file under the image's final name is already in its folder, but the library
         does not say so: a run was killed between the rename and the library write. Record it
         (and rewrite its sidecars) instead of downloading it again."""
+        if item.record.id not in await self._folder_listing(item.stem.parent):
+            return False  # the usual case: nothing to look at on disk
         loop = asyncio.get_running_loop()
         found = await loop.run_in_executor(None, self._find_final, item)
         if found is None:
@@ -716,11 +800,7 @@ class DownloadJob(LibraryJob):
         image in its planned folder that verifies, or None. Only `_place` writes final names, and
         only after verifying the bytes, so such a file is a finished download."""
         folder = item.stem.parent
-        for media in ALL_TYPES:
-            try:
-                name = fit_filename(folder, layouts.classic_filename(item.record.id, media.ext), self.params.max_path)
-            except (PathTooLong, ValueError):
-                continue
+        for media, name in self._final_names(item):
             path = folder / name
             if not path.is_file():
                 continue
@@ -731,12 +811,49 @@ class DownloadJob(LibraryJob):
             return path, media, path.stat().st_size, files.sha256_file(path)
         return None
 
+    def _final_names(self, item: WorkItem) -> list[tuple[MediaType, str]]:
+        """The names `_place` would give this image's file, one per media type."""
+        names = []
+        for media in ALL_TYPES:
+            try:
+                names.append((media, fit_filename(item.stem.parent, layouts.classic_filename(item.record.id, media.ext), self.params.max_path)))
+            except (PathTooLong, ValueError):
+                continue
+        return names
+
     def _finish_found(self, path: Path, record: ImageRecord) -> None:
         self.roots.check(path, "record")
         if record.created_at:
             files.set_mtime(path, record.created_at)
         self._write_sidecars(path, record, None)
         files.fsync_dir(path.parent)
+
+    async def _folder_listing(self, folder: Path) -> frozenset[int]:
+        """The ids of the media files in `folder` when the job first used it, after sweeping
+        its stale .part files (both once per folder)."""
+        listing = self._folder_ids.get(folder)
+        if listing is not None and listing.done():
+            return listing.result()
+        if listing is None:
+            loop = asyncio.get_running_loop()
+            listing = self._folder_ids[folder] = loop.create_future()
+            ids: frozenset[int] = frozenset()
+            try:
+                ids = await loop.run_in_executor(None, self._sweep_parts, folder)
+            except (OSError, UnsafePathError):
+                pass  # the download reports what is wrong with the folder
+            finally:
+                listing.set_result(ids)
+        return await asyncio.shield(listing)
+
+    def _sweep_parts(self, folder: Path) -> frozenset[int]:
+        files.ensure_inside(self.output_dir, folder)
+        ids = set()
+        for name in sweep_stale_parts(folder):
+            stem, dot, ext = name.partition(".")
+            if dot and stem.isdigit() and f".{ext.lower()}" in MEDIA_EXTS:
+                ids.add(int(stem))
+        return frozenset(ids)
 
     def _place(self, fetched, item: WorkItem) -> Path:
         """Runs in a worker thread: rename the verified .part to its final name, sidecars, mtime."""

@@ -10,9 +10,11 @@ other processes with the ``/__fake__/`` control endpoints (see ``server.py``).
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .dataset import build_dataset
 from .faults import FAULT_KINDS, FaultRule
@@ -28,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fault-kinds", default="429,500,503,reset",
                     help=f"comma-separated kinds used with --fault-rate (from {', '.join(FAULT_KINDS)})")
     ap.add_argument("--bench-images", type=int, default=0, help="add user 'bench' with N small JPEGs")
+    ap.add_argument("--bench-media", default=None,
+                    help="add user 'bench' with the real-size media listed in this JSON manifest (benchmarks)")
     ap.add_argument("--seed", type=int, default=1234, help="seed of the fault RNGs")
     ap.add_argument("--prewarm", action="store_true", help="render every media file before serving (benchmarks)")
     ap.add_argument("--anonymous-public-only", action="store_true",
@@ -38,7 +42,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="an API key that authenticates as USER (sees USER's private posts)")
     args = ap.parse_args(argv)
 
-    dataset = build_dataset(bench_images=args.bench_images) if args.bench_images else default_dataset()
+    if args.bench_media:
+        entries = json.loads(Path(args.bench_media).read_text(encoding="utf-8"))
+        dataset = build_dataset(bench_media=entries)
+    elif args.bench_images:
+        dataset = build_dataset(bench_images=args.bench_images)
+    else:
+        dataset = default_dataset()
     if args.prewarm:
         dataset.prewarm()
     fake = FakeCivitai(dataset, port=args.port, latency=args.latency, item_cap=args.cap)

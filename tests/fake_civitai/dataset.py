@@ -322,6 +322,7 @@ class ImageItem:
     collected_count: int = 0
     visual_seed: int = 0
     clip: str | None = None  # for videos: file under media/
+    media_file: str | None = None  # benchmarks: the original bytes are this file (real-size media)
     meta_nested_always: bool = False  # quirk: nested meta even on the search path
     # image.service.ts getImagesFromFeedSearch: `NOT availability = Private` unless the viewer owns it
     availability: str = "Public"
@@ -1156,9 +1157,10 @@ def _model_file_name(model_name: str, version_name: str) -> str:
 
 
 class _Builder:
-    def __init__(self, bench_images: int) -> None:
+    def __init__(self, bench_images: int, bench_media: list[dict[str, Any]] | None = None) -> None:
         self.ds = Dataset()
         self.bench_images = bench_images
+        self.bench_media = bench_media or []
         self.rng = random.Random(SEED)
         self.pending: list[ImageItem] = []
         self.tags_by_name: dict[str, Tag] = {}
@@ -1561,7 +1563,7 @@ class _Builder:
         return post
 
     def build_bench(self) -> None:
-        n = self.bench_images
+        n = self.bench_images or len(self.bench_media)
         if not n:
             return
         ds = self.ds
@@ -1576,6 +1578,9 @@ class _Builder:
             iid = 30_000_001 + k
             t += rng.randint(1_000, 600_000)
             uid = str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
+            # Real-size media (tests/benchmarks/download_media.py) when given, else small JPEGs.
+            real = self.bench_media[k] if self.bench_media else {}
+            fmt = real.get("format", "jpeg")
             img = ImageItem(
                 id=iid,
                 uuid=uid,
@@ -1584,10 +1589,10 @@ class _Builder:
                 post_id=900_001 + k // 4,
                 created_at=iso_ms(t),
                 nsfw_level=levels[k % 5],
-                type="image",
-                media_format="jpeg",
-                width=256,
-                height=256,
+                type="video" if fmt in VIDEO_FORMATS else "image",
+                media_format=fmt,
+                width=real.get("width", 256),
+                height=real.get("height", 256),
                 meta={"prompt": f"bench image {k}", "seed": k, "steps": 20, "Model": "benchModel_v1"},
                 model_version_ids=[2021],
                 base_model=v.base_model,
@@ -1595,8 +1600,9 @@ class _Builder:
                        "heartCount": k % 5, "commentCount": k % 3},
                 tags=[],
                 hash="U00000fQfQfQfQfQfQfQfQfQfQfQ",
-                name=f"{iid}.jpeg",
+                name=f"{iid}.{fmt}",
                 visual_seed=iid,
+                media_file=real.get("path"),
             )
             ds.images[iid] = img
             lst.append(iid)
@@ -1605,9 +1611,12 @@ class _Builder:
         ds.bench_images = n
 
 
-def build_dataset(bench_images: int = 0) -> Dataset:
-    """Build the deterministic dataset (a few tens of ms; media bytes are generated on demand)."""
-    b = _Builder(bench_images)
+def build_dataset(bench_images: int = 0, bench_media: list[dict[str, Any]] | None = None) -> Dataset:
+    """Build the deterministic dataset (a few tens of ms; media bytes are generated on demand).
+
+    `bench_media`: user ``bench`` gets one item per entry ({"path", "format", "width", "height"}),
+    served from that file, instead of `bench_images` small JPEGs."""
+    b = _Builder(bench_images, bench_media)
     b.build_vocab()
     b.build_images()
     b.build_bench()

@@ -113,8 +113,18 @@ def _encode(img: Image.Image, fmt: str, text: str = "") -> bytes:
     return buf.getvalue()
 
 
+def _media_file_bytes(path: str) -> bytes:
+    data = _clips.get(path)
+    if data is None:
+        data = Path(path).read_bytes()
+        _clips[path] = data
+    return data
+
+
 def cached_original(item: ImageItem) -> bytes | None:
     """The original bytes if they need no work (videos, or already generated), else None."""
+    if item.media_file:
+        return _media_file_bytes(item.media_file)
     if item.media_format in ("mp4", "webm"):
         return clip_bytes(item.clip or f"clip_96.{item.media_format}")
     return _cache.get(("orig", *item.media_key()))
@@ -122,6 +132,8 @@ def cached_original(item: ImageItem) -> bytes | None:
 
 def original_bytes(item: ImageItem) -> bytes:
     """The uploaded bytes in their real format (cached)."""
+    if item.media_file:
+        return _media_file_bytes(item.media_file)
     if item.media_format in ("mp4", "webm"):
         return clip_bytes(item.clip or f"clip_96.{item.media_format}")
     key = ("orig", *item.media_key())

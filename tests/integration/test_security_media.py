@@ -1,6 +1,6 @@
-"""An image over Pillow's decompression-bomb limit (issue 15, finding 5) fails once with a clear
-reason: the download is not retried (the same bytes would fail again), the converter sets it aside,
-the thumbnailer refuses it."""
+"""An image over Pillow's decompression-bomb limit (issue 15, finding 5) is never retried: a PNG
+is checked by structure, not decoded, so it is downloaded once; a GIF (still decoded) fails once
+with a clear reason; the converter sets a bomb aside and the thumbnailer refuses it."""
 
 from __future__ import annotations
 
@@ -29,15 +29,23 @@ def bomb(tmp_path_factory) -> Path:
     return path
 
 
-async def test_a_decompression_bomb_download_fails_once(bomb, tmp_path):
+@pytest.fixture(scope="module")
+def gif_bomb(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bomb") / "bomb.gif"
+    Image.new("P", (SIDE, SIDE)).save(path, "GIF")
+    return path
+
+
+async def _serve_once(body: bytes, content_type: str, name: str, tmp_path: Path):
+    """Fetch `body` through fetch_to_part from a one-route local server; (outcome, hits)."""
     hits = []
 
     async def media(request):
         hits.append(request.path)
-        return web.Response(body=bomb.read_bytes(), content_type="image/png")
+        return web.Response(body=body, content_type=content_type)
 
     app = web.Application()
-    app.router.add_get("/media/bomb.png", media)
+    app.router.add_get(f"/media/{name}", media)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -45,14 +53,33 @@ async def test_a_decompression_bomb_download_fails_once(bomb, tmp_path):
     base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
     try:
         async with CivitaiClient(base, options=ClientOptions(retries=5, backoff_max=0.01)) as client:
-            with pytest.raises(CivitaiError) as caught:
-                await fetch_to_part(client, f"{base}/media/bomb.png", tmp_path / "1.part")
+            try:
+                outcome = await fetch_to_part(client, f"{base}/media/{name}", tmp_path, "1")
+            except CivitaiError as exc:
+                outcome = exc
     finally:
         await runner.cleanup()
-    assert not isinstance(caught.value, RetryableError)
-    assert "too large to decode safely" in caught.value.reason
-    assert hits == ["/media/bomb.png"]  # once, not six times
-    assert not (tmp_path / "1.part").exists()
+    return outcome, hits
+
+
+async def test_a_decompression_bomb_png_is_fetched_once_and_never_decoded(bomb, tmp_path):
+    """The download checks a PNG by its structure (core/media/structure.py), never by decoding its
+    pixels, so a huge picture is a valid file: stored once, byte for byte; every decoder refuses it
+    later (the thumbnailer and converter tests below)."""
+    outcome, hits = await _serve_once(bomb.read_bytes(), "image/png", "bomb.png", tmp_path)
+    assert not isinstance(outcome, Exception), outcome
+    assert hits == ["/media/bomb.png"]
+    assert outcome.part_path.read_bytes() == bomb.read_bytes()
+    assert (outcome.width, outcome.height) == (SIDE, SIDE)
+
+
+async def test_a_decompression_bomb_gif_download_fails_once(gif_bomb, tmp_path):
+    """GIF is still verified by decoding: too large to decode is the same next time, so no retry."""
+    outcome, hits = await _serve_once(gif_bomb.read_bytes(), "image/gif", "bomb.gif", tmp_path)
+    assert isinstance(outcome, CivitaiError) and not isinstance(outcome, RetryableError), outcome
+    assert "too large to decode safely" in outcome.reason
+    assert hits == ["/media/bomb.gif"]  # once, not six times
+    assert not list(tmp_path.glob("*.part"))
 
 
 def test_the_thumbnailer_refuses_a_bomb(bomb, tmp_path):
