@@ -23,11 +23,11 @@ from PIL import Image, PngImagePlugin
 from sd_parsers import ParserManager
 from sd_parsers.data import Generators
 
-from civitgrab_desktop.core.media.embed import record_info
 from civitgrab_desktop.core.media.exif import CUT_MARKER
 from civitgrab_desktop.core.roots import Roots
 from civitgrab_desktop.jobs.convert_tasks import EncodeOptions, ImageTask
 from civitgrab_desktop.jobs.convert_worker import run_task
+from civitgrab_desktop.jobs.embed_info import record_info
 from tests.unit.test_media_samples import photo
 
 EXIFTOOL = shutil.which("exiftool")
