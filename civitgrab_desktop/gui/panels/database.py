@@ -37,8 +37,8 @@ from civitgrab_desktop.core.library.filters import ImageFilter
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.gallery.filter_bar import FilterBar
 from civitgrab_desktop.gui.gallery.query import NSFW_COLOUR, GalleryQuery, nsfw_label
-from civitgrab_desktop.gui.panels.base import Page
 from civitgrab_desktop.gui.util import plural, spawn
+from civitgrab_desktop.gui.widgets.page import Page
 
 LOG = logging.getLogger(__name__)
 
