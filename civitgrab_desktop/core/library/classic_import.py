@@ -33,8 +33,6 @@ from civitgrab_desktop.core.library.store_base import StoreBase
 BATCH_SIZE = 200
 MAX_MESSAGES = 200
 
-# The classic context prefixes, which are also our source target types.
-CONTEXT_TYPES = ("username", "model", "tag", "modelVersion")
 LEGACY_SOURCE_TYPE = "classic"  # keys without a context: ("classic", "<SD|HD>")
 QUALITY_NAMES = {"HD": "original", "SD": "resized"}
 VIDEO_EXTENSIONS = {".mp4", ".webm", ".mov", ".mkv"}

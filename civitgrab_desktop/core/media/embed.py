@@ -155,9 +155,3 @@ def read_file_xmp(path: str | os.PathLike) -> dict[str, Any]:
     """xmp.read_xmp of a WebP's XMP chunk (empty fields when it has none or is not a WebP)."""
     chunks = _read_chunks(Path(path))
     return read_xmp(xmp_payload(chunks) if chunks else None)
-
-
-def embedded_parameters(path: str | os.PathLike) -> str | None:
-    """The generation text a tool wrote into the source file (PNG `parameters`, or a JPEG/WebP
-    UserComment); civitgrab's own texts are not counted."""
-    return source_metadata(path).parameters

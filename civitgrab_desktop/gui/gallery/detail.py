@@ -77,7 +77,6 @@ class DetailPane(QWidget):
     fetchTagsRequested = Signal(int)
     convertRequested = Signal(int)
     deleteRequested = Signal(int)
-    fullViewRequested = Signal(int)
     closeRequested = Signal()
     shown = Signal(int)  # an image's details were filled in
 
