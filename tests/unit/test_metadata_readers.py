@@ -153,6 +153,7 @@ def test_png_parameters_survive_for_sd_parsers_and_exiftool(tmp_path, kind):
     assert tool["XMP-dc:Creator"] == ["alice"] or tool["XMP-dc:Creator"] == "alice"
     assert tool["XMP-xmp:CreatorTool"].startswith("civitgrab")
     assert tool["XMP-civitgrab:ImageId"] == 101
+    assert tool["XMP-civitgrab:PageURL"] == "https://civitai.com/images/101"  # jobs/embed_info.py
     assert tool["XMP-civitgrab:ParametersSource"] == "file"
     assert tool["IFD0:XPKeywords"] == "cat;猫耳;sunset sky"
 
