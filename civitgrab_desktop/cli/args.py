@@ -124,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     tags.add_argument("--retag", action="store_true", help="fetch again even when tags are known")
     tags.add_argument("--max-age-days", "--max_age_days", dest="max_age_days", type=positive_int, default=None,
                       help="also refresh tags older than N days")
-    tags.add_argument("--browser", dest="browser_path", default=None, help="Chromium/Chrome/Edge executable")
+    tags.add_argument(
+        "--browser", dest="browser_path", default=None,
+        help="browser for --method browser: an executable path, or an installed browser's channel "
+        "(chrome, msedge, firefox) when the built-in headless Chromium is challenged",
+    )
 
     conv = add("convert", "convert downloaded JPG/PNG to WebP with metadata and tags in EXIF and XMP")
     conv.add_argument("--quality", type=bounded_int(1, 100), default=None, help="WebP quality 1-100 (default 90)")

@@ -158,6 +158,8 @@ def print_summary(summary: dict, out: TextIO | None = None) -> None:
             if t.get("cap_hit"):
                 line += ", hit the service's listing cap"
             w(line + "\n")
+            if t.get("gone_reason"):
+                w(f"    gone: {t['gone_reason']}\n")
         missing = [t for t in targets if t["status"] == "not found"]
         empty = [t for t in targets if t["status"] == "no items"]
         if missing:

@@ -72,7 +72,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("politeness_interval", 0.0, "Minimum seconds between requests to one host", minimum=0.0, maximum=60.0),
     Setting("tag_method", "auto", "How to fetch community tags", choices=("auto", "api", "browser")),
     Setting("tag_workers", 8, "Parallel tag fetches", minimum=1, maximum=32),
-    Setting("browser_path", "", "Chromium/Chrome/Edge executable for the browser tag method (empty: find one)"),
+    Setting("browser_path", "", "Browser for the browser tag method: an executable, or chrome / msedge / firefox "
+            "for an installed one (empty: find one)"),
     Setting("convert_quality", 90, "WebP quality", minimum=1, maximum=100),
     Setting("convert_lossless", False, "Lossless WebP"),
     Setting("convert_workers", 0, "Converter processes (0: number of cores)", minimum=0, maximum=64),

@@ -160,8 +160,8 @@ def make_editor(setting: Setting) -> Editor:
         w.edit.setPlaceholderText("~/Pictures/civitgrab")
         return Editor(setting, w, w.path, lambda v: w.set_path(v or ""))
     if name == "browser_path":
-        w = FileField("Chromium, Chrome or Edge executable")
-        w.edit.setPlaceholderText("Find one automatically")
+        w = FileField("Chromium, Chrome, Edge or Firefox executable")
+        w.edit.setPlaceholderText("Find one automatically (or type chrome, msedge, firefox)")
         return Editor(setting, w, lambda: w.edit.text().strip(), lambda v: w.edit.setText(v or ""))
     if setting.choices is not None:
         w = QComboBox()

@@ -34,6 +34,7 @@ from civitgrab_desktop.core.media.verify import verify_media
 from civitgrab_desktop.core.organize import layouts, sidecars
 from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError, fit_filename
 from civitgrab_desktop.core.roots import OutsideRootsError, Roots
+from civitgrab_desktop.jobs import gone, listing_end
 from civitgrab_desktop.jobs.fetch import fetch_to_part
 from civitgrab_desktop.jobs.job import JobState, LibraryJob, RateLimitedEvent
 
@@ -105,6 +106,7 @@ class Target:
     passes: list[dict[str, Any]] = field(default_factory=list)
     complete: bool = True  # every stream listed to its natural end
     gone: int = 0
+    gone_reason: str = ""  # why images were (or were not) marked gone
     listed_ids: set[int] = field(default_factory=set)
 
 
@@ -226,6 +228,7 @@ class DownloadJob(LibraryJob):
             "filtered": t.filtered,
             "cap_hit": t.cap_hit,
             "gone": t.gone,
+            "gone_reason": t.gone_reason,
             "passes": t.passes,
         }
 
@@ -272,21 +275,25 @@ class DownloadJob(LibraryJob):
 
     async def _mark_disappeared(self, target: Target) -> None:
         """Images this query found before that a complete, unfiltered listing no longer shows
-        stay in the library and on disk, marked as gone from the service."""
+        stay in the library and on disk, marked as gone from the service when the evidence
+        holds (jobs/gone.py); the summary says why, or why not."""
         p = self.params
         if not target.complete or target.status != "pending" or p.nsfw != "x" or p.videos_only or p.max_images:
             return
         known = await self.library.image_ids(source=(target.target_type, target.target_value))
-        gone = [i for i in known if i not in target.listed_ids]
-        if gone:
-            count = await self.library.mark_gone(gone)
-            if count:
-                self.message(
-                    f"{MODE_LABELS[target.mode]} {target.identifier}: {count} images are no longer listed by the "
-                    "service; kept and marked as gone"
-                )
-        target.gone = len(gone)
+        missing = [i for i in known if i not in target.listed_ids]
         target.listed_ids = set()  # free the memory
+        try:
+            verdict = await gone.decide_gone(self.client, missing, known=len(known), listed=target.listed)
+        except CivitaiError as exc:
+            verdict = gone.GoneVerdict([], f"{len(missing)} images not listed, none marked gone: "
+                                           f"the check failed ({exc.reason})")
+        if verdict.ids:
+            await self.library.mark_gone(verdict.ids)
+        target.gone = len(verdict.ids)
+        target.gone_reason = verdict.reason
+        if verdict.reason:
+            self.message(f"{MODE_LABELS[target.mode]} {target.identifier}: {verdict.reason}")
 
     async def _streams_for(self, target: Target) -> list[Stream] | None:
         p = self.params
@@ -398,8 +405,11 @@ class DownloadJob(LibraryJob):
             ended_naturally = page.next_url is None and not page.stopped_reason
         if not stream.is_pass:
             self.message(f"API returned {listed} items for {stream.label}")
-        # The service ends a capped stream with a full page and no next page (~50,000 items).
-        capped = listed >= self.params.cap_threshold or (ended_naturally and last_page_full)
+        # The service ends a capped stream with a full page and no next page (~50,000 items); so
+        # does a query of exactly N pages, which the far end of the listing tells apart.
+        capped = listed >= self.params.cap_threshold or (
+            ended_naturally and last_page_full and not await self._reached_far_end(stream, target)
+        )
         if capped:
             target.cap_hit = True
             target.complete = False
@@ -411,6 +421,13 @@ class DownloadJob(LibraryJob):
                 )
         target.passes.append({"pass": stream.label, "listed": listed, "new": new, "capped": capped})
         return listed
+
+    async def _reached_far_end(self, stream: Stream, target: Target) -> bool:
+        try:
+            return bool(await listing_end.reached_the_far_end(self.client, stream.params, target.listed_ids))
+        except CivitaiError as exc:
+            self.message(f"{stream.label}: could not check the end of the listing: {exc.reason}", logging.WARNING)
+            return False
 
     @staticmethod
     def _foreign_first_items(records: list[ImageRecord], username: str) -> bool:

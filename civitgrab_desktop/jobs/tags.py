@@ -40,7 +40,7 @@ LOG = logging.getLogger(__name__)
 METHODS = ("auto", "api", "browser")
 MAX_WORKERS = 32
 RENEW_CLAIMS_S = 60.0
-# Fields the image page does not show; a browser-read tag leaves them out of sidecars and EXIF.
+# Fields the rendered page does not show; a tag read from it leaves them out of sidecars and EXIF.
 NOT_ON_PAGE = ("type", "upVotes", "downVotes", "automated", "nsfwLevel")
 
 
@@ -355,7 +355,7 @@ def _tag_dict(tag: TagVote, known: dict[str, Any] | None, method: str) -> dict[s
     data = tag.as_dict()
     if known is not None:
         data["name"] = known["name"]
-    if method != "api":
+    if tag.from_page:  # read from the rendered page: only id, name, score, flags are known
         for key in NOT_ON_PAGE:
             data.pop(key, None)
         if known is not None and known.get("type"):

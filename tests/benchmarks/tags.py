@@ -74,7 +74,8 @@ async def run_method(base: str, library_path: Path, **params) -> dict:
 
     p = TagsParams(**params)
     library = await Library.open(library_path)
-    client = CivitaiClient(base, options=ClientOptions(concurrency=p.workers))
+    # A key: the site shows a mature image's page (and its tags) only to a logged-in visitor.
+    client = CivitaiClient(base, api_key="bench-key", options=ClientOptions(concurrency=p.workers))
     try:
         job_id = await library.create_job("tags", p.to_dict())
         job = TagsJob(library, client, p, job_id=job_id)

@@ -1,10 +1,11 @@
 """fake_civitai: a local, deterministic replica of CivitAI for tests and benchmarks.
 
-It serves, over real HTTP on 127.0.0.1 (aiohttp in a background thread), what
-``/work/shared/reference/civitai_api.md`` documents: the REST API (``/api/v1/images``, ``/models``,
-``/models/<id>``, ``/model-versions/<id>``, ``/tags``), the media CDN (``/<ACCOUNT>/<uuid>/...``),
-the tRPC tag endpoint (``/api/trpc/tag.getVotableTags``, plus ``image.get``), and the HTML image
-page (``/images/<id>``). Faults, latency, an item cap and era toggles are switchable at run time.
+It serves, over real HTTP on 127.0.0.1 (aiohttp in a background thread), what the real site's
+source does (``civitai/civitai``; ``docs/CIVITAI.md`` lists the facts and their files): the REST API
+(``/api/v1/images``, ``/models``, ``/models/<id>``, ``/model-versions/<id>``, ``/tags``, ``/me``),
+the media CDN (``/<ACCOUNT>/<uuid>/...``), the tRPC tag endpoint (``/api/trpc/tag.getVotableTags``,
+plus ``image.get``), and the HTML image page (``/images/<id>``, built like the real one: see
+``page.py``). Faults, latency, an item cap, keys and era toggles are switchable at run time.
 
 Quick start::
 

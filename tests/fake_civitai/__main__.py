@@ -30,12 +30,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bench-images", type=int, default=0, help="add user 'bench' with N small JPEGs")
     ap.add_argument("--seed", type=int, default=1234, help="seed of the fault RNGs")
     ap.add_argument("--prewarm", action="store_true", help="render every media file before serving (benchmarks)")
+    ap.add_argument("--anonymous-public-only", action="store_true",
+                    help="callers without a valid key get PG items only (the documented anonymous cap)")
+    ap.add_argument("--site-color", choices=("blue", "green"), default="blue",
+                    help="green: the SFW site (mature pages redirect, non-PG tags hidden)")
+    ap.add_argument("--key", action="append", default=[], metavar="TOKEN=USER",
+                    help="an API key that authenticates as USER (sees USER's private posts)")
     args = ap.parse_args(argv)
 
     dataset = build_dataset(bench_images=args.bench_images) if args.bench_images else default_dataset()
     if args.prewarm:
         dataset.prewarm()
     fake = FakeCivitai(dataset, port=args.port, latency=args.latency, item_cap=args.cap)
+    fake.configure(anonymous_public_only=args.anonymous_public_only, site_color=args.site_color)
+    for pair in args.key:
+        token, _, user = pair.partition("=")
+        fake.add_api_key(token, user)
     if args.fault_rate > 0:
         kinds = [k.strip() for k in args.fault_kinds.split(",") if k.strip()]
         per_kind = args.fault_rate / max(1, len(kinds))

@@ -69,12 +69,17 @@ models (the real quirk).
 
 Community tags (``tag.getVotableTags``): a ~70-name vocabulary including names whose page display
 name differs (``1girl``→woman, ``2girls``→women, ``1boy``→man, ``ass``→butt, ...), Moderation tags
-(``suggestive`` nsfwLevel 4, ``nudity`` 8, ``explicit nudity`` 16), non-concrete votes (dropped by
-the server unless freshly upvoted), ``needsReview`` votes, WD14 + Rekognition mixes (the server
+(``suggestive`` nsfwLevel 4, ``nudity`` 8, ``explicit nudity`` 16; the page shows them by their
+moderation label, ``suggestive content``), non-concrete votes (dropped by the server unless their
+lastUpvote is after now + 24 h, the real cutoff), ``needsReview`` votes, WD14 + Rekognition mixes (the server
 drops the Rekognition ones). Most images have 4-14 votes (many show more than 6 tags on the page);
 about 1 in 10 has none. ``named["tags_showcase"]`` (alice's first image) has a hand-made set: a
-renamed tag, a Moderation tag, ties on score, a needsReview tag, a fresh non-concrete tag (kept,
-no ``title`` on the page) and a stale non-concrete one (dropped), more than 6 visible in total.
+renamed tag, a Moderation tag, ties on score, a needsReview tag, a non-concrete tag upvoted after
+the cutoff (kept, hourglass and no ``title`` on the page) and a stale non-concrete one (dropped),
+more than 6 visible in total.
+
+``named["many_tags"]`` (a PG image of carol) has 150 concrete tags, more than the default ``take``
+of 100: only ``take`` larger than 100 returns them all.
 
 Other named images: ``named["alice_no_meta"]``, ``named["alice_invalid_meta"]``,
 ``named["alice_urn"]``, ``named["bob_mp4"]``, ``named["bob_webm"]``, ``named["blocked"]``,
@@ -100,7 +105,12 @@ DAY_MS = 86_400_000
 BASE_EPOCH_MS = int(datetime(2025, 1, 1, tzinfo=UTC).timestamp() * 1000)
 # "Now" for the dataset: freshness of tag upvotes is measured against this, never the wall clock.
 DATASET_NOW_MS = int(datetime(2026, 8, 1, tzinfo=UTC).timestamp() * 1000)
-FRESH_UPVOTE_MS = DAY_MS  # a non-concrete tag upvoted within this window is still shown
+# src/server/common/constants.ts `tagVoting.voteDuration` (24 h). tag.service.ts getVotableTags keeps
+# a non-concrete tag only if `lastUpvote > now + voteDuration` (sic: a cutoff in the future), and
+# VotableTag.tsx hides the `Score:` title while `lastUpvote + voteDuration > now` ("isVoting").
+VOTE_DURATION_MS = DAY_MS
+FRESH_UPVOTE_MS = DAY_MS  # how the generator spreads recent upvotes (most end up filtered out)
+DEFAULT_TAKE = 100  # tag.service.ts getVotableTags: `take = 100`
 
 NSFW_STRINGS = {1: "None", 2: "Soft", 4: "Mature", 8: "X", 16: "X", 32: "Blocked"}  # §3.3
 NSFW_LABELS = {1: "PG", 2: "PG-13", 4: "R", 8: "X", 16: "XXX", 32: "Blocked"}  # §9
@@ -114,8 +124,44 @@ CONTENT_TYPES = {
 VIDEO_FORMATS = {"mp4", "webm"}
 # §7.3: when a WD14 tag exists, Rekognition tags are dropped unless Moderation or one of these.
 REKOGNITION_KEEP = {"anime", "cartoon", "comics", "manga", "man", "woman", "men", "women"}
-# §8 getTagDisplayName: names the page shows instead of the API name.
+# src/libs/moderation.ts `moderationCategories`: (value, label) of every category and child. The
+# page shows a Moderation tag by its label, lower-cased (`moderationDisplayNames`).
+_MODERATION_LABELS = [
+    ("explicit nudity", "Explicit Adult Content"),
+    ("nudity", "Nudity"),
+    ("graphic male nudity", "Explicit Male Nudity"),
+    ("graphic female nudity", "Explicit Female Nudity"),
+    ("sexual activity", "Sexual Acts"),
+    ("illustrated explicit nudity", "Illustrated Nudity"),
+    ("adult toys", "Adult Products"),
+    ("suggestive", "Suggestive Content"),
+    ("female swimwear or underwear", "Female Swimwear/Underwear"),
+    ("male swimwear or underwear", "Male Swimwear/Underwear"),
+    ("partial nudity", "Partial Nudity"),
+    ("revealing clothes", "Sexy Attire"),
+    ("sexual situations", "Sexual Situations"),
+    ("violence", "Violence"),
+    ("graphic violence or gore", "Intense Violence/Gore"),
+    ("physical violence", "Physical Violence"),
+    ("weapon violence", "Weapon-related Violence"),
+    ("self injury", "Self-harm"),
+    ("visually disturbing", "Visually Disturbing"),
+    ("emaciated bodies", "Emaciated Figures"),
+    ("corpses", "Deceased Bodies"),
+    ("hanging", "Hanging"),
+    ("explosions and blasts", "Explosions"),
+    ("disturbing", "Disturbing"),
+    ("rude gestures", "Offensive Gestures"),
+    ("middle finger", "Offensive gestures"),
+    ("hate symbols", "Hate Symbols"),
+    ("nazi party", "Nazi-related Content"),
+    ("white supremacy", "White Supremacist Content"),
+    ("extremist", "Extremist Content"),
+]
+# src/libs/tags.ts getTagDisplayName: names the page shows instead of the API name (the moderation
+# labels first, then the hard-coded overrides, as `tagNameOverrides` spreads them).
 DISPLAY_NAMES = {
+    **{value: label.lower() for value, label in _MODERATION_LABELS},
     "1girl": "woman",
     "2girls": "women",
     "3girls": "women",
@@ -277,6 +323,8 @@ class ImageItem:
     visual_seed: int = 0
     clip: str | None = None  # for videos: file under media/
     meta_nested_always: bool = False  # quirk: nested meta even on the search path
+    # image.service.ts getImagesFromFeedSearch: `NOT availability = Private` unless the viewer owns it
+    availability: str = "Public"
     overrides: dict[str, Any] = field(default_factory=dict)  # raw /images JSON overrides (wrong types)
 
     @cached_property
@@ -525,13 +573,15 @@ class Dataset:
             out = [self.images[i] for i in ids if self.images[i].nsfw_level & mask]
             return out[:limit]
 
-    def votable_tags(self, image_id: int) -> list[TagVote]:
-        """§7.3 server-side selection: score desc / id asc, take 100, Rekognition rule, then keep
-        concrete tags and non-concrete ones with a fresh upvote."""
+    def votable_tags(self, image_id: int, take: int = DEFAULT_TAKE) -> list[TagVote]:
+        """src/server/services/tag.service.ts getVotableTags (image): the tag cache ordered by score
+        desc / tagId asc (src/server/redis/caches.ts imageTagsCache), sliced to `take` (default
+        100), the Rekognition rule, then concrete tags, or ones whose lastUpvote is after
+        now + voteDuration (an anonymous caller has no own votes)."""
         img = self.images.get(image_id)
         if img is None:
             return []
-        ordered = sorted(img.tags, key=lambda v: (-v.score, v.id))[:100]
+        ordered = sorted(img.tags, key=lambda v: (-v.score, v.id))[: max(0, take)]
         if any(v.source == "WD14" for v in ordered):
             ordered = [
                 v
@@ -540,19 +590,26 @@ class Dataset:
             ]
         out = []
         for v in ordered:
-            fresh = v.last_upvote is not None and parse_iso_ms(v.last_upvote) >= DATASET_NOW_MS - FRESH_UPVOTE_MS
+            fresh = v.last_upvote is not None and parse_iso_ms(v.last_upvote) > DATASET_NOW_MS + VOTE_DURATION_MS
             if v.concrete or fresh:
                 out.append(v)
         return out
 
-    def expected_tags(self, image_id: int) -> list[dict[str, Any]]:
+    def expected_tags(self, image_id: int, take: int = DEFAULT_TAKE) -> list[dict[str, Any]]:
         """What tag.getVotableTags returns for the image (API dicts, §7.3 key order)."""
-        return [v.api_dict() for v in self.votable_tags(image_id)]
+        return [v.api_dict() for v in self.votable_tags(image_id, take)]
 
-    def page_tag_order(self, image_id: int) -> list[dict[str, Any]]:
-        """The order the image page shows the tags in (§8): non-PG tags first, then API order."""
+    def all_tags(self, image_id: int) -> list[dict[str, Any]]:
+        """Every tag getVotableTags can return for the image (a `take` large enough for all)."""
+        img = self.images.get(image_id)
+        return self.expected_tags(image_id, take=len(img.tags) if img else 0)
+
+    def page_tag_order(self, image_id: int, *, can_view_nsfw: bool = True) -> list[dict[str, Any]]:
+        """The order the image page shows the tags in (VotableTags.tsx): non-public tags first,
+        then API order; without canViewNsfw (the green site) non-public tags are not shown."""
         tags = self.expected_tags(image_id)
-        return [t for t in tags if t["nsfwLevel"] > 1] + [t for t in tags if t["nsfwLevel"] <= 1]
+        mature = [t for t in tags if t["nsfwLevel"] != 1]
+        return ([] if not can_view_nsfw else mature) + [t for t in tags if t["nsfwLevel"] == 1]
 
     def media(self, image_id: int) -> tuple[bytes, str]:
         """The original bytes and their real Content-Type (generated once, cached)."""
@@ -620,8 +677,11 @@ class Dataset:
         tag_ids: tuple[int, ...] | None = None,
         base_models: tuple[str, ...] | None = None,
         sort: str = "Most Reactions",
+        viewer_id: int | None = None,
     ) -> tuple[list[ImageItem], list[tuple[int, int]]]:
-        """Sorted items plus their order keys (for keyset cursors). Cached until a mutation."""
+        """Sorted items plus their order keys (for keyset cursors). Cached until a mutation.
+        Private posts' images are left out unless ``viewer_id`` owns them (image.service.ts
+        getImagesFromFeedSearch: ``NOT availability = Private OR userId = <viewer>``)."""
         legacy = image_id is not None or (model_id is not None and version_id is None)
         uid = None
         if username:
@@ -642,6 +702,7 @@ class Dataset:
             tag_ids,
             base_models,
             sort,
+            viewer_id,
         )
         with self._lock:
             hit = self._select_cache.get(cache_key)
@@ -682,6 +743,8 @@ class Dataset:
                     continue
                 if base_models and img.base_model not in base_models:
                     continue
+                if img.availability == "Private" and img.user_id != viewer_id:
+                    continue
                 out.append(img)
             keyed = []
             for img in out:
@@ -718,8 +781,11 @@ class Dataset:
         height: int = 96,
         meta: dict[str, Any] | None | str = "auto",
         base_model: str | None = "auto",
+        availability: str = "Public",
+        tags: list[TagVote] | None = None,
     ) -> list[int]:
-        """New images (newest of all) for ``username`` (created if unknown). Returns their ids."""
+        """New images (newest of all) for ``username`` (created if unknown). Returns their ids.
+        ``availability="Private"``: a hidden post, listed only to its owner."""
         with self._lock:
             u = self.user(username)
             if u is None:
@@ -767,9 +833,10 @@ class Dataset:
                     model_version_ids=vids,
                     base_model=bm,
                     stats=_zero_stats(),
-                    tags=[],
+                    tags=list(tags or []),
                     hash=_blurhash(rng),
                     name=f"published_{iid}.{fmt}",
+                    availability=availability,
                     visual_seed=iid,
                     clip=clip,
                 )
@@ -1283,12 +1350,25 @@ class _Builder:
             )
         return votes
 
+    def _many_tags(self, n: int) -> list[TagVote]:
+        """`n` concrete WD14 label tags (added to the vocabulary after every other image drew its
+        tags, so nothing else changes)."""
+        votes = []
+        for k in range(n):
+            t = Tag(id=90_001 + k, name=f"motif {k + 1:03d}", type="Label", nsfw_level=1)
+            self.ds.tags[t.id] = t
+            votes.append(TagVote(id=t.id, name=t.name, type=t.type, nsfw_level=1, score=200 - k,
+                                 automated=True, source="WD14"))
+        return votes
+
     def _vote(self, name: str, score: int, **kw: Any) -> TagVote:
         t = self.tags_by_name[name]
         return TagVote(id=t.id, name=t.name, type=t.type, nsfw_level=t.nsfw_level, score=score, **kw)
 
     def _showcase_tags(self) -> list[TagVote]:
-        fresh = iso_ms(DATASET_NOW_MS - 3_600_000)
+        # Dated after now + voteDuration, the only way the service keeps an unvoted pending tag
+        # (see VOTE_DURATION_MS); the page then shows it without a `Score:` title.
+        fresh = iso_ms(DATASET_NOW_MS + VOTE_DURATION_MS + 3_600_000)
         stale = iso_ms(DATASET_NOW_MS - 40 * DAY_MS)
         return [
             self._vote("1girl", 15, automated=True, up_votes=3, last_upvote=stale, source="WD14"),
@@ -1445,6 +1525,11 @@ class _Builder:
                     if other not in picked:
                         picked.append(other)
                 self.add_image(uname, rng, fmt, lvl, size, kind, picked, t, clip=clip)
+
+        # An image with 150 community tags: more than tag.getVotableTags' default `take` (100).
+        many = next(i for i in self.pending if i.username == "carol" and i.nsfw_level == 1 and not i.is_video)
+        many.tags = self._many_tags(150)
+        named["many_tags"] = many
 
         # ids: in creation-time order (ids grow with time, as on the real site)
         self.pending.sort(key=lambda i: (i.created_ms, i.username, i.uuid))

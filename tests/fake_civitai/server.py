@@ -35,6 +35,18 @@ Toggles (``FakeCivitai.configure(**toggles)`` / ``POST /__fake__/config``)
 ``default_limit``               100 (HEAD) or 50 (2024 to mid-2026) for ``/images`` without limit
 ``meta_always``                 True → meta filled even without ``withMeta=true`` (before 2026-06)
 ``tags_metadata``               "current" (no nextPage, totalItems 0) or "legacy" (counts + nextPage)
+``anonymous_public_only``       True → a caller without a valid key gets PG items only, whatever
+                                ``nsfw``/``browsingLevel`` say (developer.civitai.com/site/reference/images:
+                                "anonymous callers are capped at the public browsing level"). Off by
+                                default: src/pages/api/v1/images/index.ts passes the asked level unchanged.
+``site_color``                  "blue" (civitai.com / .red: canViewNsfw) or "green" (civitai.green, SFW
+                                only): src/server/services/feature-flags.service.ts ``canViewNsfw``.
+
+Keys (``FakeCivitai.add_api_key(token, username)`` / ``revoke_api_key``)
+-----------------------------------------------------------------------
+A Bearer header or ``token=`` authenticates the caller (src/server/auth/get-server-auth-session.ts).
+A registered key is that user (sees their own private posts); any other non-empty key is some
+valid user; a revoked key is anonymous on public endpoints and 401 on ``/api/v1/me``.
 """
 
 from __future__ import annotations
@@ -56,8 +68,11 @@ from aiohttp import web
 
 from . import media as media_mod
 from .dataset import (
+    DATASET_NOW_MS,
+    DEFAULT_TAKE,
     NSFW_STRINGS,
     SORTS,
+    VOTE_DURATION_MS,
     Dataset,
     ImageItem,
     Model,
@@ -68,7 +83,7 @@ from .dataset import (
     sort_is_desc,
 )
 from .faults import FaultRule, corrupt, path_kind
-from .page import NOT_FOUND_PAGE, render_page
+from .page import NOT_FOUND_PAGE, render_missing_page, render_page
 from .trpc import ORIGIN_GATE_MESSAGE, JsDate, TrpcError, devalue_stringify, superjson, zod_issue_message
 
 ACCOUNT = "xG1nkqKTMzGDvpLrqFT7WA"
@@ -84,6 +99,8 @@ DEFAULT_TOGGLES: dict[str, Any] = {
     "default_limit": 100,
     "meta_always": False,
     "tags_metadata": "current",
+    "anonymous_public_only": False,
+    "site_color": "blue",
 }
 _TOGGLE_CHOICES: dict[str, tuple] = {
     "not_found_style": ("404", "500"),
@@ -91,6 +108,7 @@ _TOGGLE_CHOICES: dict[str, tuple] = {
     "trpc_encoding": ("superjson", "devalue"),
     "meta_shape_default": ("flat", "nested"),
     "tags_metadata": ("current", "legacy"),
+    "site_color": ("blue", "green"),
 }
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]*$")
@@ -145,6 +163,14 @@ class RequestRecord:
         d = asdict(self)
         d["query"] = [list(kv) for kv in self.query]
         return d
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: anonymous, some valid key's user, or a registered key's user."""
+
+    authed: bool = False
+    username: str | None = None
 
 
 class _BadParams(Exception):
@@ -321,6 +347,8 @@ class FakeCivitai:
         self.latency = latency
         self.item_cap = item_cap
         self.toggles: dict[str, Any] = dict(DEFAULT_TOGGLES)
+        self.api_keys: dict[str, str] = {}
+        self.revoked_keys: set[str] = set()
         self.request_log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self._faults: list[FaultRule] = []
@@ -429,7 +457,7 @@ class FakeCivitai:
                 value = str(value)
                 if value not in _TOGGLE_CHOICES[key]:
                     raise ValueError(f"{key} must be one of {_TOGGLE_CHOICES[key]}, not {value!r}")
-            elif key in ("trpc_auth_required", "meta_always"):
+            elif key in ("trpc_auth_required", "meta_always", "anonymous_public_only"):
                 value = bool(value)
             elif key == "default_limit":
                 value = int(value)
@@ -437,9 +465,31 @@ class FakeCivitai:
                 value = str(value).rstrip("/")
             self.toggles[key] = value
 
+    def add_api_key(self, token: str, username: str) -> None:
+        """``token`` authenticates as ``username`` (who then sees their own private posts)."""
+        self.api_keys[str(token)] = str(username)
+        self.revoked_keys.discard(str(token))
+
+    def revoke_api_key(self, token: str) -> None:
+        """An expired or deleted key: anonymous on public endpoints, 401 on /api/v1/me."""
+        self.revoked_keys.add(str(token))
+
+    def _viewer_id(self, viewer: Viewer) -> int | None:
+        user = self.dataset.user(viewer.username) if viewer.username else None
+        return user.id if user is not None else None
+
+    def viewer(self, request: web.Request) -> Viewer:
+        """src/server/auth/get-server-auth-session.ts: the Bearer header first, then ``token``."""
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.startswith("Bearer ") else (request.query.get("token") or "").strip()
+        if not token or token in self.revoked_keys:
+            return Viewer()
+        return Viewer(authed=True, username=self.api_keys.get(token))
+
     def publish_images(self, username: str, count: int, **kw: Any) -> list[int]:
         """New images (the newest of all) for ``username``; kw: type, media_format, nsfw_level,
-        model_version_ids, width, height, meta, base_model."""
+        model_version_ids, width, height, meta, base_model, availability ("Private": a hidden
+        post), tags (TagVote list)."""
         return self.dataset.publish(username, count, **kw)
 
     def delete_images(self, ids: Any) -> None:
@@ -449,6 +499,8 @@ class FakeCivitai:
         self.clear_faults()
         self.clear_log()
         self.toggles = dict(DEFAULT_TOGGLES)
+        self.api_keys = {}
+        self.revoked_keys = set()
         self.latency = self._init_latency
         self.item_cap = self._init_cap
         self.dataset = self._base_dataset.fork()
@@ -600,11 +652,15 @@ class FakeCivitai:
         return f"{prefix}/{ACCOUNT}/{img.uuid}/original=true/{img.uuid}.{img.url_ext}"
 
     def _meta_out(self, img: ImageItem, with_meta: bool, flat: bool) -> Any:
-        if not (with_meta or self.toggles["meta_always"]) or img.meta is None:
+        """src/server/services/image-search.service.ts runImageSearch: ``null`` without withMeta;
+        flat: the meta (or null); nested: ``{"id": <image id>, "meta": <meta or null>}``, so an
+        image without metadata is ``{"id": .., "meta": null}`` on the legacy path."""
+        if not (with_meta or self.toggles["meta_always"]):
             return None
+        inner = dict(img.meta) if img.meta is not None else None
         if img.meta_nested_always or not flat:
-            return {"id": img.id, "meta": dict(img.meta)}
-        return dict(img.meta)
+            return {"id": img.id, "meta": inner}
+        return inner
 
     def image_item(self, request: web.Request, img: ImageItem, *, with_meta: bool, flat: bool,
                    with_tags: bool) -> dict[str, Any]:
@@ -657,6 +713,8 @@ class FakeCivitai:
                 resp = self._api_model_version(request, rest[1])
             elif rest == ["tags"]:
                 resp = self._api_tags(request)
+            elif rest == ["me"]:
+                resp = self._api_me(request)
             else:
                 return _json_response({"error": "Not found"}, 404)
         except _BadParams as exc:
@@ -666,6 +724,16 @@ class FakeCivitai:
         else:
             resp.headers["Access-Control-Allow-Origin"] = "*"
         return resp
+
+    def _api_me(self, request: web.Request) -> web.Response:
+        """src/pages/api/v1/me.ts (AuthedEndpoint in src/server/utils/endpoint-helpers.ts): 401
+        ``{"error":"Unauthorized"}`` without a valid session, else the user."""
+        viewer = self.viewer(request)
+        if not viewer.authed:
+            return _json_response({"error": "Unauthorized"}, 401)
+        user = self.dataset.user(viewer.username) if viewer.username else None
+        return _json_response({"id": user.id if user else 4999, "username": user.username if user else "fake_user",
+                               "tier": "free", "status": "active", "isMember": False, "subscriptions": []})
 
     def _api_images(self, request: web.Request) -> web.Response:
         """§3: GET /api/v1/images."""
@@ -718,6 +786,9 @@ class FakeCivitai:
         if paging and page * limit > 1000:  # type: ignore[operator]
             return _json_response({"error": TOO_MANY_PAGES}, 429)
         mask = browsing if browsing is not None else (nsfw_mask if nsfw_mask is not None else 1)
+        viewer = self.viewer(request)
+        if self.toggles["anonymous_public_only"] and not viewer.authed:
+            mask &= 1  # the documented anonymous cap (see the toggle)
         legacy = image_id is not None or (model_id is not None and version_id is None)
         flat = flat_meta if flat_meta is not None else (
             not legacy and self.toggles["meta_shape_default"] == "flat")
@@ -735,6 +806,7 @@ class FakeCivitai:
                 tag_ids=tag_ids or None,
                 base_models=base_models,
                 sort=sort,
+                viewer_id=self._viewer_id(viewer),
             )
         except KeyError:
             if self.toggles["not_found_style"] == "500":
@@ -1174,7 +1246,9 @@ class FakeCivitai:
         if ttype not in ("image", "model"):
             issues.append({"received": ttype, "code": "invalid_enum_value", "options": ["image", "model"],
                            "path": ["type"], "message": f"Invalid enum value. Expected 'image' | 'model', received '{ttype}'"})
-        take = inp.get("take", 100)
+        # src/server/schema/tag.schema.ts getVotableTagsSchema: `take: z.number().optional()`;
+        # tag.service.ts getVotableTags defaults it to 100.
+        take = inp.get("take", DEFAULT_TAKE)
         if not isinstance(take, int) or isinstance(take, bool):
             issues.append(self._issue("take", "number", take))
         if issues:
@@ -1187,7 +1261,7 @@ class FakeCivitai:
             return [{"score": 10 - k, "upVotes": 0, "downVotes": 0, "id": ids.get(name.lower(), 0),
                      "type": "UserGenerated", "nsfwLevel": 0, "name": name} for k, name in enumerate(m.tags)]
         out: list[dict[str, Any]] = []
-        for v in self.dataset.votable_tags(iid)[:take]:  # type: ignore[arg-type]
+        for v in self.dataset.votable_tags(iid, take):  # type: ignore[arg-type]
             d = v.api_dict()
             if d["lastUpvote"] is not None:
                 d["lastUpvote"] = JsDate(d["lastUpvote"])
@@ -1247,10 +1321,15 @@ class FakeCivitai:
     # -- page ------------------------------------------------------------------------------------
 
     def _page(self, request: web.Request, raw_id: str) -> web.Response:
-        """§8: the image page."""
-        img = self.dataset.image(int(raw_id)) if raw_id.isdigit() else None
-        if img is None:
+        """The image page (see page.py for the real files it copies): 404 only for a non-numeric
+        id; a missing image is a 200 page whose client then shows NotFound."""
+        if not raw_id.isdigit():
             return web.Response(text=NOT_FOUND_PAGE, status=404, content_type="text/html")
+        img = self.dataset.image(int(raw_id))
+        headers = {"Cache-Control": "private, no-cache"}
+        if img is None:
+            html = render_missing_page(int(raw_id), now_ms=DATASET_NOW_MS)
+            return web.Response(text=html, content_type="text/html", headers=headers)
         data = superjson(self.image_get_data(request, img))["json"]
         prefix = self._media_prefix(request)
         if img.is_video:
@@ -1258,8 +1337,11 @@ class FakeCivitai:
         else:
             media_url = f"{prefix}/{ACCOUNT}/{img.uuid}/width={min(img.width, 1800)}/{img.id}.jpeg"
         meta = {"values": {"queries.0.state.data.createdAt": ["Date"]}}
-        html = render_page(data, self.generation_data(img), media_url, meta)
-        return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "private, no-cache"})
+        html = render_page(data, self.generation_data(img), media_url, meta,
+                           logged_in=self.viewer(request).authed,
+                           can_view_nsfw=self.toggles["site_color"] != "green",
+                           now_ms=DATASET_NOW_MS, vote_duration_ms=VOTE_DURATION_MS)
+        return web.Response(text=html, content_type="text/html", headers=headers)
 
     # -- CDN ---------------------------------------------------------------------------------------
 

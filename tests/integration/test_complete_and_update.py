@@ -97,7 +97,8 @@ def test_images_that_disappear_are_kept_and_marked_gone(workspace, fake_civitai)
     assert workspace.cli("--mode", "1", "--username", "grace").returncode == 0
     victims = [i.id for i in fake_civitai.dataset.images_for_user("grace")[:2]]
     fake_civitai.delete_images(victims)
-    run = workspace.cli("--mode", "1", "--username", "grace")
+    # only an authenticated listing is evidence (tests/integration/test_gone_evidence.py)
+    run = workspace.cli("--mode", "1", "--username", "grace", "--api-key", "k")
     assert run.returncode == 0, run.output
     assert "no longer listed" in run.output
     with workspace.store() as store:

@@ -150,7 +150,8 @@ def test_frozen_cli_downloads_tags_and_converts(built, fake_civitai, tmp_path):
         method = "browser"
     except BrowserNotFound:
         method = "api"
-    out = run("tags", "--method", method, "--limit", "4", "--workers", "2")
+    # a key: the site shows a mature image's page (and its tags) only to a logged-in visitor
+    out = run("tags", "--method", method, "--limit", "4", "--workers", "2", "--api-key", "k")
     assert "Tagged: 4" in out and "Failed: 0" in out, out
 
     out = run("convert", "--workers", "2", "--dest", str(tmp_path / "browse"))

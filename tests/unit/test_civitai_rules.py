@@ -44,6 +44,8 @@ class TestHostPolicy:
         policy = HostPolicy("https://civitai.com")
         assert policy.may_send_key("https://civitai.com/api/v1/images")
         assert policy.may_send_key("https://civitai.red/api/trpc/x")
+        assert policy.may_send_key("https://civitai.green/api/trpc/x")
+        assert not policy.may_send_key("https://civitai.greenery.example/api/trpc/x")
         assert not policy.may_send_key(f"{CDN}/u/original=true/x.jpeg")
         assert not policy.may_send_key("https://example.com/")
 
@@ -90,6 +92,8 @@ class TestUrls:
             ("https://civitai.com/tag/sci-fi", 3, "sci-fi"),
             ("https://civitai.com/images/99", 6, "99"),
             ("https://civitai.red/videos/98", 6, "98"),
+            ("https://civitai.green/images/97", 6, "97"),  # the SFW site (AppProvider.tsx)
+            ("civitai.green/user/carol", 1, "carol"),
             ("https://civitai.com/posts/800030", 5, "800030"),
         ],
     )
@@ -122,6 +126,10 @@ class TestRecords:
         assert extract_meta({"id": 1, "meta": {"prompt": "p"}}) == {"prompt": "p"}
         assert extract_meta({"prompt": "p"}) == {"prompt": "p"}
         assert extract_meta(None) == {}
+        # the legacy path's nested shape around a missing meta is no metadata
+        assert extract_meta({"id": 5, "meta": None}) == {}
+        assert extract_meta({"meta": None}) == {}
+        assert extract_meta({"prompt": "p", "meta": None}) == {"prompt": "p", "meta": None}  # a flat meta
         assert extract_meta("garbage") == {}
 
     def test_nsfw_levels_from_both_shapes(self):

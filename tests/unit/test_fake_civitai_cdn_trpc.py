@@ -191,3 +191,19 @@ def test_image_get_and_model_tags(fake_civitai):
         json.dumps({"json": {"id": 1001, "type": "model"}}))
     tags = get(url, same_origin(fake_civitai)).json()["result"]["data"]["json"]
     assert [t["name"] for t in tags] == ["anime", "illustration", "style"] and all(t["nsfwLevel"] == 0 for t in tags)
+
+
+def test_votable_tags_take_and_its_default(fake_civitai):
+    """tag.schema.ts: `take` is optional; tag.service.ts defaults it to 100."""
+    ds = fake_civitai.dataset
+    iid = ds.named["many_tags"]
+    headers = {"Referer": fake_civitai.base_url + "/"}
+
+    def call(inp):
+        url = f"{fake_civitai.base_url}/api/trpc/tag.getVotableTags?input=" + quote(json.dumps({"json": inp}))
+        return get(url, headers).json()["result"]["data"]["json"]
+
+    assert len(call({"id": iid, "type": "image"})) == 100
+    tags = call({"id": iid, "type": "image", "take": 1000})
+    assert len(tags) == 150 and tags == ds.all_tags(iid)
+    assert len(call({"id": iid, "type": "image", "take": 7})) == 7

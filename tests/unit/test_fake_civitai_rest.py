@@ -360,3 +360,43 @@ def test_tags_endpoint(fake_civitai):
     fake_civitai.configure(tags_metadata="legacy")
     legacy = api(fake_civitai, "/api/v1/tags?limit=200").json()["metadata"]
     assert legacy["totalItems"] == len(names) and legacy["nextPage"].endswith("limit=200&page=2")
+
+
+# -- behaviours copied from the real source for issue 18 ---------------------------------------------
+
+
+def test_legacy_path_nests_a_null_meta(fake_civitai):
+    """image-search.service.ts runImageSearch: the legacy path wraps even a missing meta."""
+    ds = fake_civitai.dataset
+    iid = ds.named["alice_no_meta"]
+    item = api(fake_civitai, f"/api/v1/images?imageId={iid}&nsfw=X&withMeta=true").json()["items"][0]
+    assert item["meta"] == {"id": iid, "meta": None}
+    item = api(fake_civitai, f"/api/v1/images?imageId={iid}&nsfw=X&withMeta=true&flatMeta=true").json()["items"][0]
+    assert item["meta"] is None
+    item = api(fake_civitai, f"/api/v1/images?imageId={iid}&nsfw=X").json()["items"][0]
+    assert item["meta"] is None  # no withMeta: null on every path
+
+
+def test_private_posts_only_for_their_owner(fake_civitai):
+    ids = fake_civitai.publish_images("alice", 2, availability="Private")
+    fake_civitai.add_api_key("alices-key", "alice")
+    listed = lambda headers=None: {i["id"] for i in walk(fake_civitai, "/api/v1/images?username=alice&nsfw=X", headers)[0]}  # noqa: E731
+    assert not set(ids) & listed()
+    assert not set(ids) & listed({"Authorization": "Bearer someone-else"})
+    assert set(ids) <= listed({"Authorization": "Bearer alices-key"})
+
+
+def test_anonymous_cap_and_me(fake_civitai):
+    everything = walk(fake_civitai, "/api/v1/images?username=alice&nsfw=X")[0]
+    assert {i["browsingLevel"] for i in everything} > {1}
+    fake_civitai.configure(anonymous_public_only=True)
+    anonymous = walk(fake_civitai, "/api/v1/images?username=alice&nsfw=X")[0]
+    assert anonymous and {i["browsingLevel"] for i in anonymous} == {1}
+    keyed = walk(fake_civitai, "/api/v1/images?username=alice&nsfw=X", {"Authorization": "Bearer k"})[0]
+    assert len(keyed) == len(everything)
+    # /api/v1/me (AuthedEndpoint): 401 without a valid key; a revoked key is anonymous everywhere
+    assert get(f"{fake_civitai.base_url}/api/v1/me").status == 401
+    assert get(f"{fake_civitai.base_url}/api/v1/me", {"Authorization": "Bearer k"}).json()["username"]
+    fake_civitai.revoke_api_key("k")
+    assert get(f"{fake_civitai.base_url}/api/v1/me", {"Authorization": "Bearer k"}).status == 401
+    assert len(walk(fake_civitai, "/api/v1/images?username=alice&nsfw=X", {"Authorization": "Bearer k"})[0]) == len(anonymous)

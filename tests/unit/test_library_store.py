@@ -294,9 +294,12 @@ def test_store_tags_replaces_tags_and_keeps_canonical_names(tmp_path):
             "automated": True,
             "needs_review": False,
         }
-        # A scraped display name does not replace the canonical one; the API's name does.
-        store.store_tags(2, owner, [tag(5, "Cat", 1)], "browser")
+        # A display name read from the rendered page does not replace the canonical one; the API's
+        # name does, and so does the page's own tRPC answer (the browser method's usual source).
+        store.store_tags(2, owner, [tag(5, "Cat", 1, from_page=True)], "browser")
         assert store.tags_of(2)[0]["name"] == "cat"
+        store.store_tags(2, owner, [tag(5, "kitty", 1)], "browser")
+        assert store.tags_of(2)[0]["name"] == "kitty"
         store.store_tags(2, owner, [tag(5, "feline", 1)], "api")
         assert store.tags_of(1)[1]["name"] == "feline"
         # A re-fetch replaces the image's tags entirely (an empty answer is valid).

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from civitgrab_desktop.core.civitai.browser_tags import (
-    error_from_page_text,
+    browser_user_agent,
+    error_for_status,
     parse_page_tag,
     parse_page_tags,
     score_from_bar,
     tag_id_from_href,
+    with_own_names,
 )
 from civitgrab_desktop.core.civitai.browsers import BrowserNotFound, find_browser, launch_args
 from civitgrab_desktop.core.civitai.client import BadPayloadError, RateLimitedError, ServerError
@@ -37,15 +39,16 @@ def test_tag_id_comes_from_the_link(href, tag_id):
     assert tag_id_from_href(href) == tag_id
 
 
-@pytest.mark.parametrize("score", range(-2, 10))
+@pytest.mark.parametrize("score", range(0, 10))
 def test_vote_bar_gives_scores_below_ten_exactly(score):
-    width = (0.2 + min(score, 10) / 10 * 0.8) * 100
-    assert score_from_bar(f"{width:.0f}%") == score
+    # VotableTag.tsx: 0.2 + clamp(score, 0, 10) / 10 * 0.8
+    width = (0.2 + max(min(score, 10), 0) / 10 * 0.8) * 100
+    assert score_from_bar(f"{width}%") == score
     assert score_from_bar(f" {width:.3f}% ") == score
 
 
-@pytest.mark.parametrize(("bar", "score"), [("100%", 10), ("100.0%", 10), ("", 0), (None, 0), ("wide", 0)])
-def test_full_or_missing_vote_bar(bar, score):
+@pytest.mark.parametrize(("bar", "score"), [("100%", 10), ("100.0%", 10), ("20%", 0), ("", 0), (None, 0), ("wide", 0)])
+def test_full_floor_or_missing_vote_bar(bar, score):
     assert score_from_bar(bar) == score
 
 
@@ -53,6 +56,7 @@ def test_page_tag_uses_the_title_score_then_the_bar():
     shown = parse_page_tag({"href": "/images?tags=5133&view=feed", "text": " woman ", "title": "Score: 15",
                             "needsReview": True, "pending": False, "bar": "100%"})
     assert (shown.id, shown.name, shown.score, shown.needs_review, shown.concrete) == (5133, "woman", 15, True, True)
+    assert shown.from_page  # a display name: the job looks the tag's own name up by id
     assert shown.type is None and shown.up_votes == 0 and shown.nsfw_level is None  # not on the page
     pending = parse_page_tag({"href": "/images?tags=5203&view=feed", "text": "blue eyes", "title": None,
                               "pending": True, "bar": "52%"})
@@ -72,20 +76,30 @@ def test_page_tags_are_unique_by_id():
 
 
 @pytest.mark.parametrize(
-    ("text", "kind"),
-    [
-        ("Could not load tags: HTTP 401", TrpcRefused),
-        ("Could not load tags: HTTP 403", TrpcRefused),
-        ("Could not load tags: HTTP 429", RateLimitedError),
-        ("Could not load tags: HTTP 502", ServerError),
-        ("Could not load tags: Unexpected token < in JSON", BadPayloadError),
-        ("", BadPayloadError),
-    ],
+    ("status", "kind"),
+    [(401, TrpcRefused), (403, TrpcRefused), (429, RateLimitedError), (502, ServerError), (500, ServerError),
+     (400, BadPayloadError)],
 )
-def test_page_errors_map_to_the_client_errors(text, kind):
-    error = error_from_page_text(text, "http://x/images/1")
+def test_failed_page_answers_map_to_the_client_errors(status, kind):
+    error = error_for_status(status, "http://x/images/1")
     assert type(error) is kind
-    assert "did not load its tags" in error.reason
+    assert f"tag request failed (HTTP {status})" in error.reason
+
+
+def test_own_names_replace_display_names_by_id():
+    page = parse_page_tags([{"href": "/images?tags=5133&view=feed", "text": "woman", "title": "Score: 15"},
+                            {"href": "/images?tags=6001&view=feed", "text": "woman", "title": "Score: 8"},
+                            {"href": "/images?tags=77&view=feed", "text": "unnamed", "title": "Score: 1"}])
+    named = with_own_names(page, {5133: "1girl", 6001: "woman"})
+    assert [(t.id, t.name) for t in named] == [(5133, "1girl"), (6001, "woman"), (77, "unnamed")]
+
+
+def test_user_agent_looks_like_an_ordinary_browser():
+    ua = browser_user_agent("156.0.8078.114", "linux")
+    assert ua == ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/156.0.0.0 Safari/537.36")
+    assert "Headless" not in browser_user_agent("156.0", "win32") and "Windows NT 10.0" in browser_user_agent("1", "win32")
+    assert browser_user_agent("140.0", "darwin", engine="firefox").endswith("Gecko/20100101 Firefox/140.0")
 
 
 # -- finding a browser -------------------------------------------------------------------------------
@@ -107,6 +121,10 @@ def test_override_path_channel_and_command(tmp_path):
     assert find_browser(str(exe)).executable_path == str(exe)
     assert find_browser("msedge").launch_kwargs() == {"channel": "msedge"}
     assert find_browser("Chrome").channel == "chrome"
+    firefox = find_browser("firefox")
+    assert (firefox.engine, firefox.launch_kwargs()) == ("firefox", {"channel": "moz-firefox"})
+    fx = executable(tmp_path / "ff" / "firefox")
+    assert find_browser(str(fx)).launch_kwargs() == {"channel": "moz-firefox", "executable_path": str(fx)}
     found = find_browser("my-chromium", which=lambda name: "/opt/bin/my-chromium" if name == "my-chromium" else None)
     assert found.executable_path == "/opt/bin/my-chromium"
     with pytest.raises(BrowserNotFound, match="was not found: /nowhere/chrome"):

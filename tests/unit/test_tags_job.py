@@ -31,7 +31,7 @@ def test_params_round_trip_and_checks():
 
 API_TAG = TagVote(id=5133, name="1girl", type="Label", score=15, up_votes=3, down_votes=1, automated=True,
                   needs_review=False, concrete=True, nsfw_level=1)
-PAGE_TAG = TagVote(id=5133, name="woman", score=15)
+PAGE_TAG = TagVote(id=5133, name="woman", score=15, from_page=True)
 
 
 def test_tag_form_for_files():
@@ -48,6 +48,8 @@ def test_tag_form_for_files():
     assert _tag_dict(PAGE_TAG, None, "browser") == {
         "id": 5133, "name": "woman", "score": 15, "needsReview": False, "concrete": True,
     }
+    # The browser method's usual source, the page's own tRPC answer, is as complete as the API's.
+    assert _tag_dict(API_TAG, None, "browser") == _tag_dict(API_TAG, None, "api")
 
 
 RECORD = {"id": 77, "url": "https://image.civitai.com/x/u/original=true/a.png", "username": "alice",

@@ -3,8 +3,10 @@
 We never download a browser at run time (`playwright install`): the app drives whatever
 Chromium, Chrome or Edge the system has, in the standard install places of Windows, macOS and
 Linux. A user setting (`browser_path`, `--browser`) wins: an executable path, or a Playwright
-channel name such as `chrome` or `msedge`. `playwright_driver()` checks that Playwright's own
-driver runs (the self-test asks; a packaged app can lose it).
+channel name such as `chrome` or `msedge`, or `firefox` for an installed Firefox (when a site
+challenge refuses the headless Chromium shell, an ordinary installed browser often passes).
+`playwright_driver()` checks that Playwright's own driver runs (the self-test asks; a packaged app
+can lose it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from pathlib import Path, PureWindowsPath
 from civitgrab_desktop.core.civitai.client import CivitaiError
 
 CHANNELS = ("chrome", "chrome-beta", "msedge", "msedge-beta", "msedge-dev", "chromium")
+# An installed Firefox, driven over WebDriver BiDi (Playwright's "moz-firefox" channels).
+FIREFOX_CHANNELS = {"firefox": "moz-firefox", "moz-firefox": "moz-firefox",
+                    "firefox-beta": "moz-firefox-beta", "moz-firefox-beta": "moz-firefox-beta",
+                    "firefox-nightly": "moz-firefox-nightly", "moz-firefox-nightly": "moz-firefox-nightly"}
 
 LINUX_COMMANDS = (
     "chromium",
@@ -78,12 +84,18 @@ class BrowserChoice:
 
     executable_path: str | None = None
     channel: str | None = None
+    engine: str = "chromium"  # the Playwright browser type: chromium | firefox
 
     @property
     def label(self) -> str:
         return self.executable_path or f"channel {self.channel}"
 
     def launch_kwargs(self) -> dict[str, str]:
+        if self.engine == "firefox":
+            kwargs = {"channel": self.channel or "moz-firefox"}
+            if self.executable_path:
+                kwargs["executable_path"] = self.executable_path
+            return kwargs
         if self.executable_path:
             return {"executable_path": self.executable_path}
         return {"channel": self.channel or "chromium"}
@@ -132,12 +144,13 @@ def find_browser(
         text = override.strip()
         if text.lower() in CHANNELS:
             return BrowserChoice(channel=text.lower())
+        if text.lower() in FIREFOX_CHANNELS:
+            return BrowserChoice(channel=FIREFOX_CHANNELS[text.lower()], engine="firefox")
         path = Path(text).expanduser()
-        if _usable(path):
-            return BrowserChoice(executable_path=str(path))
-        found = which(text)
+        found = str(path) if _usable(path) else which(text)
         if found:
-            return BrowserChoice(executable_path=found)
+            engine = "firefox" if "firefox" in Path(found).name.lower() else "chromium"
+            return BrowserChoice(executable_path=found, engine=engine)
         raise BrowserNotFound(f"the browser set in browser_path / --browser was not found: {text}")
     platform = platform or sys.platform
     if platform.startswith("linux"):

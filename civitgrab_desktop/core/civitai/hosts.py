@@ -1,7 +1,9 @@
 """Which hosts we talk to, and which of them may see the API key.
 
-CivitAI serves its site and API on civitai.com (and civitai.red for NSFW browsing since 2026) and
-media from its CDN (image.civitai.com and friends). A configured API base (a mirror, or the local
+CivitAI serves its site and API on civitai.com (and civitai.red for NSFW browsing since 2026, and
+civitai.green, its SFW-only site: src/providers/AppProvider.tsx `useServerDomains`,
+src/server/schema/blocks/civitai-image-url.ts `CIVITAI_IMAGE_HOSTS`) and media from its CDN
+(image.civitai.com and friends). A configured API base (a mirror, or the local
 replica in tests) is trusted like the site. Nothing else is followed: not a `nextPage` link, not a
 media URL, not a redirect.
 """
@@ -12,8 +14,8 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-SITE_HOSTS = frozenset({"civitai.com", "www.civitai.com", "civitai.red", "www.civitai.red"})
-SITE_DOMAINS = ("civitai.com", "civitai.red")
+SITE_HOSTS = frozenset({"civitai.com", "www.civitai.com", "civitai.red", "www.civitai.red", "civitai.green"})
+SITE_DOMAINS = ("civitai.com", "civitai.red", "civitai.green")
 DEFAULT_SITE = "https://civitai.com"
 KNOWN_SITES = {"civitai.com": "https://civitai.com", "civitai.red": "https://civitai.red"}
 MAIN_DOMAIN = SITE_DOMAINS[0]  # the site people know; examples in help texts use it

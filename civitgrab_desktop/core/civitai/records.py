@@ -82,13 +82,21 @@ def parse_nsfw_level(item: dict[str, Any]) -> int:
     return 0
 
 
+NESTED_META_KEYS = frozenset({"id", "meta"})
+
+
 def extract_meta(raw_meta: Any) -> dict[str, Any]:
-    """Generation metadata as one flat dict: handles null, flat and nested (`meta.meta`) shapes."""
+    """Generation metadata as one flat dict: handles null, flat and nested shapes. The nested
+    (legacy path) shape is exactly `{"id": <image id>, "meta": <meta or null>}`
+    (src/server/services/image-search.service.ts runImageSearch), so `{"id": 5, "meta": null}` is
+    an image without metadata, not metadata."""
     if not isinstance(raw_meta, dict):
         return {}
     inner = raw_meta.get("meta")
     if isinstance(inner, dict):
         return dict(inner)
+    if "meta" in raw_meta and set(raw_meta) <= NESTED_META_KEYS:
+        return {}
     return dict(raw_meta)
 
 
@@ -294,6 +302,9 @@ class TagVote:
     needs_review: bool = False
     concrete: bool = True
     nsfw_level: int | None = None
+    # Read from the rendered page, not an answer: the name is the page's display name and type,
+    # votes, automated and nsfwLevel are unknown.
+    from_page: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {

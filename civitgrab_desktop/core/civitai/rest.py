@@ -275,3 +275,37 @@ async def iter_tag_names(client: CivitaiClient, *, limit: int = 200, max_pages: 
             return
         seen.update(names)
         yield names
+
+
+# -- evidence before marking images gone (issue 18) ----------------------------------------------
+
+
+async def key_is_accepted(client: CivitaiClient) -> bool:
+    """Whether the service takes our key: `/api/v1/me` answers 401 without a valid session
+    (src/pages/api/v1/me.ts, AuthedEndpoint). An invalid key on a public endpoint is silently
+    anonymous, so a listing alone cannot tell."""
+    if not client.has_key:
+        return False
+    try:
+        data = await client.get_json(urls.me_url(client.api_base), kind="listing")
+    except ClientRequestError as exc:
+        if exc.status in (401, 403):
+            return False
+        raise
+    return isinstance(data, dict) and data.get("id") is not None
+
+
+async def first_item_id(client: CivitaiClient, params: dict[str, Any]) -> int | None:
+    """The id of the first item `params` lists (one item asked), or None when it lists nothing."""
+    query = {k: v for k, v in params.items() if k not in ("withMeta", "cursor", "page")}
+    query["limit"] = 1
+    data = await client.get_json(urls.images_url(client.api_base, **query), kind="listing", validate=listing_shape_problem)
+    items = data["items"]
+    first = items[0] if items and isinstance(items[0], dict) else None
+    return first.get("id") if first is not None and isinstance(first.get("id"), int) else None
+
+
+async def image_is_listed(client: CivitaiClient, image_id: int) -> bool:
+    """Whether the service still lists the image (`/api/v1/images?imageId=`, every level)."""
+    found = await first_item_id(client, {"imageId": int(image_id), "nsfw": NSFW_CHOICES["x"][0]})
+    return found == int(image_id)

@@ -16,6 +16,9 @@ from civitgrab_desktop.core.civitai.records import RecordError, TagVote, parse_t
 
 CLIENT_VERSION = "5.0.2257"
 TAGS_MAX_BYTES = 8 * 1024 * 1024  # an image's votable tags: a few hundred small objects at most
+# src/server/schema/tag.schema.ts: `take` is optional and unbounded; tag.service.ts getVotableTags
+# defaults it to 100, which would cut an image's tags after the hundredth.
+TAG_TAKE = 1000
 
 
 class UnsupportedShape(CivitaiError):
@@ -67,7 +70,7 @@ def parse_votable_tags(data: Any) -> list[TagVote]:
 
 
 async def get_votable_tags(client: CivitaiClient, image_id: int) -> list[TagVote]:
-    url = urls.trpc_url(client.api_base, "tag.getVotableTags", {"id": int(image_id), "type": "image"})
+    url = urls.trpc_url(client.api_base, "tag.getVotableTags", {"id": int(image_id), "type": "image", "take": TAG_TAKE})
     try:
         data = await client.get_json(url, kind="file", headers=site_headers(client.api_base),
                                      max_bytes=TAGS_MAX_BYTES, what=f"the tags of image {image_id}")

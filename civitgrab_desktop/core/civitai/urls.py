@@ -17,6 +17,7 @@ IMAGES_PATH = "/api/v1/images"
 MODELS_PATH = "/api/v1/models"
 VERSIONS_PATH = "/api/v1/model-versions"
 TAGS_PATH = "/api/v1/tags"
+ME_PATH = "/api/v1/me"
 TRPC_PATH = "/api/trpc"
 PAGE_LIMIT = 200
 RESIZED_WIDTH_CAP = 1800
@@ -48,6 +49,10 @@ def models_by_tag_url(base: str, tag: str) -> str:
 
 def tags_url(base: str, page: int, limit: int = PAGE_LIMIT) -> str:
     return api_url(base, TAGS_PATH, {"limit": limit, "page": page})
+
+
+def me_url(base: str) -> str:
+    return api_url(base, ME_PATH)
 
 
 def trpc_url(base: str, procedure: str, payload: dict) -> str:

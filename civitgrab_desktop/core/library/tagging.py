@@ -12,8 +12,9 @@ from civitgrab_desktop.core.library.clock import epoch_to_iso, iso_days_ago, utc
 from civitgrab_desktop.core.library.rows import ImageRow
 from civitgrab_desktop.core.library.store_base import StoreBase, UnknownImageError
 
-# The tRPC API method returns the service's canonical tag names; other methods (a scraped page)
-# may show a display form, which must not replace a canonical name already stored.
+# The tRPC API method returns the service's canonical tag names, and so does the browser method
+# when it reads the page's tRPC answer; a tag read from the rendered page (`from_page`) may carry a
+# display form, which must not replace a canonical name already stored.
 CANONICAL_NAME_METHODS = frozenset({"api"})
 
 
@@ -67,14 +68,14 @@ class TaggingOps(StoreBase):
         def work(c: sqlite3.Connection) -> None:
             if c.execute("SELECT 1 FROM images WHERE id = ?", (iid,)).fetchone() is None:
                 raise UnknownImageError(iid)
-            rename = 1 if method in CANONICAL_NAME_METHODS else 0
+            canonical = method in CANONICAL_NAME_METHODS
             c.executemany(
                 """INSERT INTO tags (id, name, type, nsfw_level) VALUES (?, ?, ?, ?)
                    ON CONFLICT(id) DO UPDATE SET
                        name = CASE WHEN ? THEN excluded.name ELSE tags.name END,
                        type = COALESCE(excluded.type, tags.type),
                        nsfw_level = COALESCE(excluded.nsfw_level, tags.nsfw_level)""",
-                [(t.id, t.name, t.type, t.nsfw_level, rename) for t in unique],
+                [(t.id, t.name, t.type, t.nsfw_level, int(canonical or not t.from_page)) for t in unique],
             )
             c.execute("DELETE FROM image_tags WHERE image_id = ?", (iid,))
             c.executemany(
