@@ -41,7 +41,10 @@ PARTS = [
     ("core.organize", "core/organize/", "core"),
     ("core.config", "core/config.py", "core"),
     ("core.secrets", "core/secrets.py", "core"),
+    ("core.shared", "core/roots.py, atomic_write.py, redact.py\n(shared; import nothing of ours)", "core"),
 ]
+# Modules drawn in one box with others: the neutral helpers the parts of core/ share.
+SHARED = {"core.roots": "core.shared", "core.atomic_write": "core.shared", "core.redact": "core.shared"}
 LAYERS = [
     ("entry", "entry points"),
     ("front", "front ends"),
@@ -53,6 +56,9 @@ LAYERS = [
 
 def part_of(module: str) -> str | None:
     name = module[len(ROOT) + 1 :]
+    for prefix, key in SHARED.items():
+        if name == prefix or name.startswith(prefix + "."):
+            return key
     for key, _label, _layer in PARTS:
         if name == key or name.startswith(key + "."):
             return key

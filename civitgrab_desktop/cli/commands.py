@@ -116,8 +116,8 @@ def cmd_export_csv(args, services: Services) -> int:
 
 
 def cmd_migrate(args, services: Services) -> int:
-    from civitgrab_desktop.core.library.classic_import import import_classic
     from civitgrab_desktop.core.roots import UnusableRootError, usable_root
+    from civitgrab_desktop.jobs.migrate import import_classic
 
     json_path = Path(args.json_path) if args.json_path else None
     sqlite_path = Path(args.sqlite_path) if args.sqlite_path else None

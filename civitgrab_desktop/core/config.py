@@ -7,12 +7,10 @@ the executable, so read-only installs work.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import logging.handlers
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import platformdirs
 
 from civitgrab_desktop import APP_NAME
+from civitgrab_desktop.core.atomic_write import atomic_write_text
 from civitgrab_desktop.core.civitai.hosts import DEFAULT_SITE, site_names
 
 DEFAULT_API_BASE = DEFAULT_SITE
@@ -168,39 +167,6 @@ class Settings:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path, json.dumps(self._values, indent=2, sort_keys=True))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes 0600 files; give the file the mode a plain open() would.
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _read_umask() -> int:
-    # Read once at import: os.umask() is process-wide and racy once worker threads exist.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def resolve_api_base(cli_value: str | None = None, settings: Settings | None = None) -> str:

@@ -7,8 +7,13 @@ unless it lies under a root. The check runs at the moment of use, on the path as
 sees it then: `..` and every symlink (the folders on the way and the file itself) are resolved,
 so a link planted after an import cannot lead a write out of the roots.
 
-This module imports nothing of ours; the library stores the roots (core/library/roots_store.py),
-the jobs and the GUI pass them here.
+A second, narrower rule lives here too: `ensure_inside(folder, path)`, "this path stays inside
+this one folder" (a download's output folder, the root of a safe_join), used by core/organize when
+it builds a path and by the download job when it places a file.
+
+This module imports nothing of ours, so every part of core/ may use it (core/organize,
+core/media and core/library must not import each other); the library stores the roots
+(core/library/roots_store.py), the jobs and the GUI pass them here.
 """
 
 from __future__ import annotations
@@ -25,6 +30,21 @@ class OutsideRootsError(ValueError):
 
 class UnusableRootError(ValueError):
     """A folder cannot be a root (a file system's top, the home folder itself, not a folder)."""
+
+
+class UnsafePathError(ValueError):
+    """A path would end up outside the folder it must stay in."""
+
+
+def ensure_inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Return `path` if it is `root` or lies under it once symlinks and `..` are resolved (the path
+    need not exist yet); raise UnsafePathError otherwise."""
+    path = Path(path)
+    real_root = Path(root).resolve()
+    real_path = path.resolve()
+    if real_path != real_root and real_root not in real_path.parents:
+        raise UnsafePathError(f"{path} resolves to {real_path}, outside {real_root}")
+    return path
 
 
 def _resolved(path: str | os.PathLike) -> Path:

@@ -32,10 +32,10 @@ from civitgrab_desktop.gui.dialogs import AboutDialog, ShortcutsDialog
 from civitgrab_desktop.gui.log_view import LogView, install_tail_handler
 from civitgrab_desktop.gui.menus import build_menus
 from civitgrab_desktop.gui.pages import PageSpec, default_pages
-from civitgrab_desktop.gui.panels.base import Page
 from civitgrab_desktop.gui.settings_dialog import SettingsDialog
 from civitgrab_desktop.gui.util import open_folder, plural, reset_quitting, settle_background_tasks, spawn
 from civitgrab_desktop.gui.widgets.jobs_indicator import JobsIndicator
+from civitgrab_desktop.gui.widgets.page import Page
 
 LOG = logging.getLogger(__name__)
 STATE_KEY = "window"

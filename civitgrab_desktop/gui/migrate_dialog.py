@@ -26,9 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from civitgrab_desktop.core.library.classic_import import ImportReport, import_classic
+from civitgrab_desktop.core.library.classic_import import ImportReport
 from civitgrab_desktop.core.roots import Roots, too_broad
 from civitgrab_desktop.gui.util import plural, spawn
+from civitgrab_desktop.jobs.migrate import import_classic
 
 LOG = logging.getLogger(__name__)
 

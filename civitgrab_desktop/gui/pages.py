@@ -1,6 +1,6 @@
 """The main window's pages, in sidebar order (Ctrl+1..6).
 
-It sits above the pages it lists (they import `panels/base.py`, never this module), so the list
+It sits above the pages it lists (they import `widgets/page.py`, never this module), so the list
 and the pages form no import loop. Swap a factory to replace a page (tests, the self-test).
 """
 
@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from civitgrab_desktop.gui.context import AppContext
 from civitgrab_desktop.gui.gallery.page import gallery_page
-from civitgrab_desktop.gui.panels.base import Page
 from civitgrab_desktop.gui.panels.convert import ConvertPage
 from civitgrab_desktop.gui.panels.database import database_page
 from civitgrab_desktop.gui.panels.download import DownloadPage
 from civitgrab_desktop.gui.panels.queries import QueriesPage
 from civitgrab_desktop.gui.panels.tags import TagsPage
+from civitgrab_desktop.gui.widgets.page import Page
 
 
 @dataclass

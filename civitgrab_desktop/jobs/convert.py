@@ -36,10 +36,9 @@ from civitgrab_desktop.core.library.async_library import Library
 from civitgrab_desktop.core.library.filters import ImageFilter
 from civitgrab_desktop.core.library.rows import ImageRow
 from civitgrab_desktop.core.library.store import new_owner
-from civitgrab_desktop.core.media.embed import record_info
 from civitgrab_desktop.core.organize import layouts
-from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError
-from civitgrab_desktop.core.roots import Roots
+from civitgrab_desktop.core.organize.sanitize import PathTooLong
+from civitgrab_desktop.core.roots import Roots, UnsafePathError
 from civitgrab_desktop.jobs import convert_worker
 from civitgrab_desktop.jobs.convert_tasks import (
     READ_ONLY_REASON,
@@ -48,6 +47,7 @@ from civitgrab_desktop.jobs.convert_tasks import (
     TaskResult,
     VideoTask,
 )
+from civitgrab_desktop.jobs.embed_info import record_info
 from civitgrab_desktop.jobs.job import JobState, LibraryJob
 
 LOG = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ class ImageTask:
     out_dir: str  # <id>.webp goes here (next to the original in place)
     in_place: bool
     options: EncodeOptions
-    info: dict[str, Any]  # embed.record_info(row): the record fields for the EXIF and XMP
+    info: dict[str, Any]  # embed_info.record_info(row): the record fields for the EXIF and XMP
     tags: list[dict[str, Any]]  # API shape (upVotes, needsReview...)
     record: dict[str, Any]  # the full API record, for the JSON sidecar
     sha256: str | None = None  # of the original at download time

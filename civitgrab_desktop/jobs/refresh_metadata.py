@@ -26,13 +26,13 @@ from civitgrab_desktop.core.media.embed import (
     SourceMetadata,
     build_metadata,
     file_image_id,
-    record_info,
     source_metadata,
 )
 from civitgrab_desktop.core.media.webp import insert_metadata
 from civitgrab_desktop.core.roots import Roots
 from civitgrab_desktop.jobs.convert_place import remove_stale_temps
 from civitgrab_desktop.jobs.convert_tasks import READ_ONLY_REASON
+from civitgrab_desktop.jobs.embed_info import record_info
 from civitgrab_desktop.jobs.job import LibraryJob
 
 LOG = logging.getLogger(__name__)

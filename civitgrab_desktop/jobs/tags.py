@@ -30,9 +30,9 @@ from civitgrab_desktop.core.civitai.records import TagVote
 from civitgrab_desktop.core.library.async_library import Library
 from civitgrab_desktop.core.library.rows import ImageRow
 from civitgrab_desktop.core.library.store import new_owner
-from civitgrab_desktop.core.media.embed import record_info
 from civitgrab_desktop.core.organize.sidecars import SidecarError, update_json_sidecar_tags
 from civitgrab_desktop.core.roots import OutsideRootsError, Roots
+from civitgrab_desktop.jobs.embed_info import record_info
 from civitgrab_desktop.jobs.job import JobState, JobStopped, LibraryJob, RateLimitedEvent
 
 LOG = logging.getLogger(__name__)
@@ -372,7 +372,7 @@ class TagFiles:
     record: dict[str, Any] | None
     tags: list[dict[str, Any]]
     webp_path: str | None
-    exif_info: dict[str, Any]  # embed.record_info(row)
+    exif_info: dict[str, Any]  # embed_info.record_info(row)
     roots: Roots = Roots()  # files outside these are read-only: their tags live in the library only
     original_path: str | None = None  # the download, when still on disk (its generator texts)
 

@@ -457,7 +457,7 @@ def child_main(data_dir: str, theme: str) -> int:
             table holds the new order's first chunk."""
             from PySide6.QtCore import Qt
 
-            from civitgrab_desktop.gui.panels.database import COLUMNS
+            from civitgrab_desktop.gui.panels.database_model import COLUMNS
 
             table_page = window.page("database")
             window.show_page("database")

@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
 
-from civitgrab_desktop.gui.panels import database
+from civitgrab_desktop.gui.panels import database_model
 from tests.gui.conftest import wait_until
 from tests.gui.test_gallery_support import (  # noqa: F401 - fixtures
     open_window,
@@ -28,7 +28,7 @@ from tests.gui.test_gallery_support import (  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.gui
 
-USER_COLUMN = [c.key for c in database.COLUMNS].index("username")
+USER_COLUMN = [c.key for c in database_model.COLUMNS].index("username")
 
 
 def all_rows(library) -> list[dict]:
@@ -60,7 +60,7 @@ def shown_ids(page) -> list[int]:
 
 
 async def test_rows_are_fetched_lazily_and_sorted_by_sqlite(replica_library, monkeypatch):
-    monkeypatch.setattr(database, "CHUNK", 8)
+    monkeypatch.setattr(database_model, "CHUNK", 8)
     rows = all_rows(replica_library)
     assert len(rows) > 3 * 8
     window, page = await open_table(replica_library)

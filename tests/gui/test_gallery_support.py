@@ -13,7 +13,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +113,3 @@ async def shut(window) -> None:
     await close_window(window)
     window.deleteLater()
     await asyncio.sleep(0)
-
-
-def elapsed_ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000

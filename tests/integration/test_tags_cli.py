@@ -339,8 +339,9 @@ def test_auto_falls_back_when_the_api_refuses(workspace, fake_civitai):
 def convert_one(store, image_id: int) -> Path:
     """Do what the converter does for one image (its job is written elsewhere): WebP with our EXIF
     beside the original, recorded in the library."""
-    from civitgrab_desktop.core.media.embed import build_metadata, record_info, source_metadata
+    from civitgrab_desktop.core.media.embed import build_metadata, source_metadata
     from civitgrab_desktop.core.media.webp import convert_to_webp
+    from civitgrab_desktop.jobs.embed_info import record_info
 
     row = store.image(image_id)
     src = Path(row.path)

@@ -248,10 +248,6 @@ def tag_fetches(fake, since: int = 0) -> Counter:
     return counts
 
 
-def uuid_of(fake, image_id: int) -> str:
-    return fake.dataset.image(image_id).uuid
-
-
 # -- checks -------------------------------------------------------------------------------------
 
 

@@ -9,8 +9,9 @@ import stat
 
 import pytest
 
-from civitgrab_desktop.core import config
-from civitgrab_desktop.core.config import SETTINGS, AppPaths, Settings, atomic_write_text, resolve_api_base
+from civitgrab_desktop.core import atomic_write, config
+from civitgrab_desktop.core.atomic_write import atomic_write_text
+from civitgrab_desktop.core.config import SETTINGS, AppPaths, Settings, resolve_api_base
 
 
 def test_every_setting_has_a_valid_default():
@@ -65,7 +66,7 @@ def test_atomic_write_keeps_normal_permissions(tmp_path):
     atomic_write_text(target, "one")
     atomic_write_text(target, "two")
     assert target.read_text() == "two"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~config._UMASK
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~atomic_write._UMASK
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 
 

@@ -11,11 +11,11 @@ import pytest
 
 from civitgrab_desktop.core.library.classic_import import (
     ClassicKey,
-    import_classic,
     parse_classic_date,
     parse_classic_key,
 )
 from civitgrab_desktop.core.library.store import LibraryStore
+from civitgrab_desktop.jobs.migrate import import_classic
 from tests.unit.test_library_support import library_path
 
 # The classic tool's schema, exactly as its _init_db and target-tracking migration leave it.

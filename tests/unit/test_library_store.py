@@ -467,7 +467,6 @@ def test_reads_filters_and_order(tmp_path):
         owner = new_owner()
         store.claim_for_tags(owner, 1)
         store.store_tags(1, owner, [tag(9, "Cat"), tag(10, "hat")], "api")
-        assert [r.id for r in store.images_by_ids([3, 99, 1, 3])] == [3, 1]
         assert [r.id for r in store.list_images(dl_state="done", limit=2, offset=1)] == [2, 3]
         assert store.image_ids(order_by="created_at") == [4, 1, 2, 3]
         assert store.image_ids(order_by="id", descending=True) == [4, 3, 2, 1]
@@ -477,9 +476,6 @@ def test_reads_filters_and_order(tmp_path):
         assert store.image_ids({"username": "bob"}) == [4]
         assert store.image_ids(ids=[]) == []
         assert store.count_images(dl_state=["pending", "failed"]) == 1
-        assert [r.id for r in store.iter_images(batch_size=2)] == [1, 2, 3, 4]
-        assert [r.id for r in store.iter_images(descending=True, batch_size=3)] == [4, 3, 2, 1]
-        assert [r.id for r in store.iter_images(order_by="username", batch_size=1)] == [1, 2, 3, 4]
         assert store.version_ids_of_user("ALICE") == [128078]
         with pytest.raises(ValueError):
             store.list_images(order_by="path; DROP TABLE images")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from civitgrab_desktop.core.civitai.records import parse_image
 from civitgrab_desktop.core.media.a1111 import split_parameters
-from civitgrab_desktop.core.media.embed import embedded_parameters
+from civitgrab_desktop.core.media.embed import source_metadata
 from civitgrab_desktop.core.media.exif import (
     CUT_MARKER,
     EXIF_MAX_BYTES,
@@ -157,12 +157,12 @@ def test_datetime_is_utc(created):
     assert read_exif(build_exif({"createdAt": created}, []).data)["datetime"] == "2024:03:05 05:08:09"
 
 
-def test_embedded_parameters_from_a_jpeg_user_comment(tmp_path):
+def test_source_parameters_from_a_jpeg_user_comment(tmp_path):
     params = "a cat, 猫\nSteps: 20, Sampler: Euler a"
     exif = piexif.dump({"Exif": {piexif.ExifIFD.UserComment: piexif.helper.UserComment.dump(params, "unicode")}})
     path = tmp_path / "a1111.jpeg"
     photo((16, 16)).save(path, exif=exif)
-    assert embedded_parameters(path) == params
+    assert source_metadata(path).parameters == params
     plain = tmp_path / "plain.png"
     photo((16, 16)).save(plain)
-    assert embedded_parameters(plain) is None
+    assert source_metadata(plain).parameters is None

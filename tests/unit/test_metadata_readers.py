@@ -23,11 +23,11 @@ from PIL import Image, PngImagePlugin
 from sd_parsers import ParserManager
 from sd_parsers.data import Generators
 
-from civitgrab_desktop.core.media.embed import record_info
 from civitgrab_desktop.core.media.exif import CUT_MARKER
 from civitgrab_desktop.core.roots import Roots
 from civitgrab_desktop.jobs.convert_tasks import EncodeOptions, ImageTask
 from civitgrab_desktop.jobs.convert_worker import run_task
+from civitgrab_desktop.jobs.embed_info import record_info
 from tests.unit.test_media_samples import photo
 
 EXIFTOOL = shutil.which("exiftool")
@@ -153,6 +153,7 @@ def test_png_parameters_survive_for_sd_parsers_and_exiftool(tmp_path, kind):
     assert tool["XMP-dc:Creator"] == ["alice"] or tool["XMP-dc:Creator"] == "alice"
     assert tool["XMP-xmp:CreatorTool"].startswith("civitgrab")
     assert tool["XMP-civitgrab:ImageId"] == 101
+    assert tool["XMP-civitgrab:PageURL"] == "https://civitai.com/images/101"  # jobs/embed_info.py
     assert tool["XMP-civitgrab:ParametersSource"] == "file"
     assert tool["IFD0:XPKeywords"] == "cat;猫耳;sunset sky"
 

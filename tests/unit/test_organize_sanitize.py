@@ -9,13 +9,12 @@ from hypothesis import strategies as st
 
 from civitgrab_desktop.core.organize.sanitize import (
     PathTooLong,
-    UnsafePathError,
-    ensure_inside,
     fit_filename,
     is_windows_reserved,
     safe_join,
     sanitize_component,
 )
+from civitgrab_desktop.core.roots import UnsafePathError, ensure_inside
 
 FORBIDDEN = set('<>:"/\\|?*')
 # Text with plenty of the characters that matter: separators, dots, spaces, controls, reserved stems.

@@ -11,12 +11,12 @@ from civitgrab_desktop.core.organize.sidecars import (
     SidecarError,
     read_json_sidecar,
     read_meta_txt,
-    scrub_secrets,
     update_json_sidecar_tags,
     write_json_sidecar,
     write_meta_txt,
     write_no_meta_txt,
 )
+from civitgrab_desktop.core.redact import scrub_secrets
 
 RECORD = {
     "id": 101,

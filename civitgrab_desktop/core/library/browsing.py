@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from civitgrab_desktop.core.library.filters import ROWID_CONDITIONS, ImageFilter, order_clause, without_fts
@@ -66,15 +66,6 @@ class BrowsingOps(StoreBase):
         row = self._one("SELECT * FROM images WHERE id = ?", (int(image_id),))
         return ImageRow.from_row(row) if row else None
 
-    def images_by_ids(self, ids: Iterable[int]) -> list[ImageRow]:
-        """The rows of `ids` that exist, in the order given."""
-        wanted = [int(i) for i in ids]
-        rows = self._all(
-            "SELECT * FROM images WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(wanted),)
-        )
-        by_id = {row["id"]: ImageRow.from_row(row) for row in rows}
-        return [by_id[i] for i in dict.fromkeys(wanted) if i in by_id]
-
     def list_images(
         self,
         filter: FilterArg = None,
@@ -102,40 +93,6 @@ class BrowsingOps(StoreBase):
     def count_images(self, filter: FilterArg = None, **filters: Any) -> int:
         where, params = _merge(filter, filters).to_sql()
         return self._one(f"SELECT COUNT(*) FROM images WHERE {where}", params)[0]
-
-    def iter_images(
-        self,
-        filter: FilterArg = None,
-        *,
-        order_by: str = "id",
-        descending: bool = False,
-        batch_size: int = 500,
-        **filters: Any,
-    ) -> Iterator[ImageRow]:
-        """Stream matching images without loading them all. In id order it reads short batches
-        (keyset paging), so no read transaction stays open between batches."""
-        image_filter = _merge(filter, filters)
-        where, params = image_filter.to_sql()
-        if order_by != "id":
-            cursor = self.connection.execute(
-                f"SELECT * FROM images WHERE {where} {order_clause(order_by, descending)}", params
-            )
-            try:
-                while batch := cursor.fetchmany(batch_size):
-                    yield from (ImageRow.from_row(row) for row in batch)
-            finally:
-                cursor.close()
-            return
-        last = None
-        op = "<" if descending else ">"
-        while True:
-            keyset = f" AND images.id {op} ?" if last is not None else ""
-            sql = f"SELECT * FROM images WHERE {where}{keyset} {order_clause('id', descending)} LIMIT ?"
-            batch = self._all(sql, [*params, *([last] if last is not None else []), batch_size])
-            if not batch:
-                return
-            yield from (ImageRow.from_row(row) for row in batch)
-            last = batch[-1]["id"]
 
     # -- the gallery and the database view ---------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""Import of the classic CLI's tracking data: `downloaded_images.json` (old versions) and
-`tracking_database.sqlite` (tables tracked_images and image_tags).
+"""The classic CLI's tracking data, read and written into the library: `downloaded_images.json`
+(old versions) and `tracking_database.sqlite` (tables tracked_images and image_tags). The import
+itself (finding each recorded file on disk, checking it is media, hashing it) is jobs/migrate.py.
 
 Every classic key becomes an image row plus a source row; nothing is dropped:
 - a file found on disk makes the image `done` (path, size and sha256 taken from the file);
@@ -9,8 +10,8 @@ Every classic key becomes an image row plus a source row; nothing is dropped:
 Running the import again adds nothing twice. Bad entries are counted and reported, never fatal.
 
 The classic files are hostile input: a recorded path may name any file on the disk (absolute, or
-`../` out of the classic folder). Importing only reads: files are hashed, never changed, and the
-classic SQLite is opened read-only with its schema untrusted. Whether later work may change an
+`../` out of the classic folder). Importing only reads: files are hashed (by jobs/migrate.py),
+never changed, and the classic SQLite is opened read-only with its schema untrusted. Whether later work may change an
 imported file is decided at the moment of use by core/roots.py: only files under a folder the user
 chose (a download folder, or a classic folder confirmed with `--trust-root`) are ever changed; the
 report lists the folders the imported files live in, so the user can choose.
@@ -18,10 +19,7 @@ report lists the folders the imported files live in, so the user can choose.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import mimetypes
-import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -35,20 +33,9 @@ from civitgrab_desktop.core.library.store_base import StoreBase
 BATCH_SIZE = 200
 MAX_MESSAGES = 200
 
-# The classic context prefixes, which are also our source target types.
-CONTEXT_TYPES = ("username", "model", "tag", "modelVersion")
 LEGACY_SOURCE_TYPE = "classic"  # keys without a context: ("classic", "<SD|HD>")
 QUALITY_NAMES = {"HD": "original", "SD": "resized"}
 VIDEO_EXTENSIONS = {".mp4", ".webm", ".mov", ".mkv"}
-_MIME_BY_EXT = {
-    ".png": "image/png",
-    ".jpeg": "image/jpeg",
-    ".jpg": "image/jpeg",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-    ".mp4": "video/mp4",
-    ".webm": "video/webm",
-}
 # "%Y-%m-%d - %H:%M" and the spacing variants older versions wrote ("YYYY-MM-DD- H:M").
 _DATE_RE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:\s*-?\s*(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?\s*$")
 
@@ -121,7 +108,10 @@ class ClassicEntry:
 
 
 @dataclass
-class _FileFacts:
+class FileFacts:
+    """A classic file found on disk (jobs/migrate.py finds and hashes it); sha256 None: not hashed
+    because the image is already done."""
+
     path: str
     bytes: int
     sha256: str | None
@@ -295,120 +285,16 @@ def iter_sqlite_entries(sqlite_path: Path, report: ImportReport) -> Iterator[Cla
         conn.close()
 
 
-class FileLocator:
-    """Finds a classic file: at its recorded path (relative paths are relative to the classic
-    tool's folder), or one folder down, where the classic sorter moved files after recording
-    them (`<model>/`, `invalid_metadata/`, `no_metadata/`, `videos/`)."""
-
-    def __init__(self, base_dir: Path):
-        self.base_dir = base_dir
-        self._moved: dict[Path, dict[str, Path]] = {}
-
-    def planned(self, recorded: str | None) -> str | None:
-        """Where the classic tool meant the file to be, as an absolute path (a relative path is
-        relative to the classic folder, never to whatever folder a later job runs in)."""
-        if not recorded or "\x00" in recorded:
-            return None
-        path = Path(recorded).expanduser()
-        if not path.is_absolute():
-            path = self.base_dir / path
-        return os.path.normpath(path)
-
-    def find(self, recorded: str | None) -> Path | None:
-        planned = self.planned(recorded)
-        if planned is None:
-            return None
-        path = Path(planned)
-        if path.is_file():
-            return path.resolve()
-        return self._one_level_down(path.parent).get(path.name)
-
-    def _one_level_down(self, folder: Path) -> dict[str, Path]:
-        if folder not in self._moved:
-            found: dict[str, Path] = {}
-            try:
-                subdirs = sorted(e.path for e in os.scandir(folder) if e.is_dir())
-            except OSError:
-                subdirs = []
-            for sub in subdirs:
-                try:
-                    for e in os.scandir(sub):
-                        if e.is_file():
-                            found.setdefault(e.name, Path(e.path).resolve())
-                except OSError:
-                    continue
-            self._moved[folder] = found
-        return self._moved[folder]
-
-
-def is_media_file(path: Path) -> bool:
-    """Is `path` an image or video by name and by its first bytes? The classic tool recorded
-    nothing else; anything else named by a classic file (a key, a document) is left out, so it is
-    never hashed, listed, or copied into a download folder as "the image"."""
-    from civitgrab_desktop.core.media.sniff import SNIFF_BYTES, type_from_magic
-
-    if path.suffix.lower() not in _MIME_BY_EXT and path.suffix.lower() not in VIDEO_EXTENSIONS:
-        return False
-    try:
-        with open(path, "rb") as fh:
-            kind = type_from_magic(fh.read(SNIFF_BYTES))
-    except OSError:
-        return False
-    return kind is not None and (kind.is_image or kind.is_video)
-
-
-def _file_facts(path: Path) -> _FileFacts:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    ext = path.suffix.lower()
-    mime = _MIME_BY_EXT.get(ext) or mimetypes.guess_type(path.name)[0]
-    return _FileFacts(str(path), size, digest.hexdigest(), mime)
-
-
-def _media_type(entry: ClassicEntry, facts: _FileFacts | None) -> str:
+def _media_type(entry: ClassicEntry, facts: FileFacts | None) -> str:
     name = facts.path if facts else (entry.path or entry.url or "")
     suffix = Path(name.split("?")[0]).suffix.lower()
     return "video" if suffix in VIDEO_EXTENSIONS else "image"
 
 
-def import_classic(
-    store: StoreBase,
-    *,
-    json_path: str | Path | None = None,
-    sqlite_path: str | Path | None = None,
-    base_dir: str | Path | None = None,
-) -> ImportReport:
-    """Import the classic tool's JSON and/or SQLite tracking data into the library.
-    `base_dir` resolves relative paths (default: the folder holding each classic file)."""
-    report = ImportReport()
-    for source_path, reader in ((json_path, iter_json_entries), (sqlite_path, iter_sqlite_entries)):
-        if source_path is None:
-            continue
-        source_path = Path(source_path)
-        if not source_path.exists():
-            report.error(f"{source_path}: file not found")
-            continue
-        locator = FileLocator(Path(base_dir).resolve() if base_dir else source_path.resolve().parent)
-        batch: list[ClassicEntry] = []
-        for entry in reader(source_path, report):
-            batch.append(entry)
-            if len(batch) >= BATCH_SIZE:
-                _import_batch(store, batch, locator, report)
-                batch = []
-        if batch:
-            _import_batch(store, batch, locator, report)
-    return report
-
-
-def _import_batch(
-    store: StoreBase, batch: list[ClassicEntry], locator: FileLocator, report: ImportReport
-) -> None:
+def done_ids(store: StoreBase, batch: list[ClassicEntry]) -> set[int]:
+    """The batch's images the library has downloaded already (their files need no hashing)."""
     ids = json.dumps(sorted({e.image_id for e in batch}))
-    done = {
+    return {
         row[0]
         for row in store.run_read(
             lambda c: c.execute(
@@ -417,36 +303,18 @@ def _import_batch(
             ).fetchall()
         )
     }
-    # Files are found and hashed outside the write transaction (hashing can take a while).
-    facts: dict[str, _FileFacts | None] = {}
-    located: dict[str, str | None] = {}
-    planned: dict[str, str | None] = {}
-    for entry in batch:
-        try:
-            found = locator.find(entry.path)
-        except (OSError, ValueError):
-            found = None
-        planned[entry.key] = locator.planned(entry.path)
-        if found is not None and not is_media_file(found):
-            report.error(f"{entry.key}: {found} is not an image or video; left out")
-            found = None
-        located[entry.key] = str(found) if found else None
-        if found is not None:
-            folder = str(found.parent)
-            report.folders[folder] = report.folders.get(folder, 0) + 1
-        if found is None:
-            report.missing_files += 1
-            facts[entry.key] = None
-        elif entry.image_id in done:
-            facts[entry.key] = _FileFacts(str(found), 0, None, None)  # known; no need to hash
-        else:
-            try:
-                facts[entry.key] = _file_facts(found)
-            except OSError as exc:
-                report.error(f"{entry.key}: cannot read {found}: {exc}")
-                report.missing_files += 1
-                facts[entry.key] = None
-                located[entry.key] = None
+
+
+def write_batch(
+    store: StoreBase,
+    batch: list[ClassicEntry],
+    facts: dict[str, FileFacts | None],
+    located: dict[str, str | None],
+    planned: dict[str, str | None],
+    report: ImportReport,
+) -> None:
+    """Write a batch of entries in one transaction; `facts`, `located` and `planned` are keyed by
+    entry key: the file found (None: missing), where it was found, where the classic tool meant it."""
 
     def work(c: sqlite3.Connection) -> tuple[int, int, int, int]:
         # Counted per attempt: run_write may run this again after a busy rollback.
@@ -469,7 +337,7 @@ def _import_batch(
 def _write_entry(
     c: sqlite3.Connection,
     entry: ClassicEntry,
-    facts: _FileFacts | None,
+    facts: FileFacts | None,
     found_path: str | None,
     planned_path: str | None = None,
 ) -> tuple[int, int, int]:

@@ -45,11 +45,9 @@ class LibraryStore(
 READ_METHODS = frozenset(
     {
         "image",
-        "images_by_ids",
         "list_images",
         "image_ids",
         "count_images",
-        "iter_images",
         "stats",
         "sources_for",
         "unlinked_sources",

@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from civitgrab_desktop import __version__
-from civitgrab_desktop.core.civitai.hosts import DEFAULT_SITE
-from civitgrab_desktop.core.civitai.urls import image_page_url
-from civitgrab_desktop.core.media.exif import ExifBuild, build_exif, exif_info_from_record, read_exif
+from civitgrab_desktop.core.media.exif import ExifBuild, build_exif, read_exif
 from civitgrab_desktop.core.media.pngtext import png_text
 from civitgrab_desktop.core.media.webp_riff import parse_chunks, xmp_payload
 from civitgrab_desktop.core.media.xmp import build_xmp, read_xmp
-from civitgrab_desktop.core.organize.sidecars import scrub_secrets
+from civitgrab_desktop.core.redact import scrub_secrets
 
 COMFY_KEYS = ("prompt", "workflow")
 
@@ -44,14 +42,6 @@ class MetadataBuild:
     @property
     def dropped(self) -> tuple[str, ...]:
         return self.exif.dropped
-
-
-def record_info(record: Any, *, model_name: str | None = None) -> dict[str, Any]:
-    """build_metadata's `info` for an ImageRow/ImageRecord: the record fields plus its page URL."""
-    info = exif_info_from_record(record, model_name=model_name)
-    info["meta"].pop("parameters", None)  # only ever the source's: passed separately
-    info["pageUrl"] = image_page_url(DEFAULT_SITE, record.id)
-    return info
 
 
 def _is_comfy_json(text: str | None) -> bool:
@@ -117,7 +107,7 @@ def source_metadata(path: str | os.PathLike, data: bytes | None = None) -> Sourc
 
 def build_metadata(info: dict[str, Any], tags: list[dict[str, Any]] | None,
                    source: SourceMetadata | None = None) -> MetadataBuild:
-    """EXIF and XMP for a WebP from the record (`info`, see record_info), its tags and what the
+    """EXIF and XMP for a WebP from the record (`info`: jobs/embed_info.py record_info), its tags and what the
     source file carries. Secrets that generators sometimes leave in meta are scrubbed."""
     source = source or SourceMetadata()
     info = scrub_secrets(dict(info))
@@ -165,9 +155,3 @@ def read_file_xmp(path: str | os.PathLike) -> dict[str, Any]:
     """xmp.read_xmp of a WebP's XMP chunk (empty fields when it has none or is not a WebP)."""
     chunks = _read_chunks(Path(path))
     return read_xmp(xmp_payload(chunks) if chunks else None)
-
-
-def embedded_parameters(path: str | os.PathLike) -> str | None:
-    """The generation text a tool wrote into the source file (PNG `parameters`, or a JPEG/WebP
-    UserComment); civitgrab's own texts are not counted."""
-    return source_metadata(path).parameters

@@ -57,9 +57,6 @@ COMFY_TAGS = {"prompt": piexif.ImageIFD.Model, "workflow": piexif.ImageIFD.Make}
 _PRINTABLE_ASCII = re.compile(r"[\t\n\r\x20-\x7e]*")
 _COMFY_KEYS = ("prompt:", "workflow:")
 
-INFO_FIELDS = ("id", "username", "modelName", "modelVersionName", "checkpoint", "baseModel", "nsfwLevel",
-               "createdAt", "url", "pageUrl", "width", "height", "meta")
-
 
 @dataclass(frozen=True)
 class ExifBuild:

@@ -8,7 +8,9 @@ HTML comes back as the distinct `HTML` result so the caller can reject it with a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ MKV = MediaType(".mkv", "video/x-matroska", "video")
 HTML = MediaType(".html", "text/html", "html")
 
 ALL_TYPES = (PNG, JPEG, WEBP, GIF, MP4, MOV, WEBM, MKV)
+# The file names a media file may carry: every type's extension, and .jpg.
+MEDIA_SUFFIXES = frozenset({t.ext for t in ALL_TYPES} | {".jpg"})
 # How many leading bytes detect_type wants to see.
 SNIFF_BYTES = 64
 
@@ -121,3 +125,16 @@ def detect_type(content_type: str | None, head: bytes) -> MediaType | None:
     if sniffed is None or _same_family(declared, sniffed):
         return declared
     return sniffed
+
+
+def is_media_file(path: str | os.PathLike) -> bool:
+    """Is `path` an image or video by its name and by its first bytes? (A file some record merely
+    names, such as a classic tool's entry, may be anything: a key, a document.)"""
+    if Path(path).suffix.lower() not in MEDIA_SUFFIXES:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            kind = type_from_magic(fh.read(SNIFF_BYTES))
+    except OSError:
+        return False
+    return kind is not None and (kind.is_image or kind.is_video)

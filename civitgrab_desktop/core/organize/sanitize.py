@@ -15,6 +15,11 @@ import os
 import unicodedata
 from pathlib import Path
 
+# safe_join's containment rule and the UnsafePathError it raises live in core/roots.py, beside the
+# roots rule (core/media uses them too); jobs/download.py still imports the error from here.
+from civitgrab_desktop.core.roots import UnsafePathError as UnsafePathError
+from civitgrab_desktop.core.roots import ensure_inside
+
 DEFAULT_MAX_BYTES = 120
 MIN_MAX_BYTES = 8
 # An extension longer than this is treated as part of the name when shortening.
@@ -27,10 +32,6 @@ _WINDOWS_DEVICES = frozenset(
     ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
     + [f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789¹²³"]
 )
-
-
-class UnsafePathError(ValueError):
-    """A path would end up outside the folder it must stay in."""
 
 
 class PathTooLong(ValueError):
@@ -132,17 +133,6 @@ def safe_join(root: str | os.PathLike, *components: object, max_bytes: int = DEF
     last = len(components) - 1
     clean = [sanitize_component(c, max_bytes, keep_ext=(i == last)) for i, c in enumerate(components)]
     return ensure_inside(root_abs, root_abs.joinpath(*clean))
-
-
-def ensure_inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Return `path` if it is `root` or lies under it once symlinks and `..` are resolved (the path
-    need not exist yet); raise UnsafePathError otherwise."""
-    path = Path(path)
-    real_root = Path(root).resolve()
-    real_path = path.resolve()
-    if real_path != real_root and real_root not in real_path.parents:
-        raise UnsafePathError(f"{path} resolves to {real_path}, outside {real_root}")
-    return path
 
 
 def _utf16_len(text: str) -> int:

@@ -19,14 +19,13 @@ import os
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote
 
-from civitgrab_desktop.core.config import atomic_write_bytes
+from civitgrab_desktop.core.atomic_write import atomic_write_bytes
+from civitgrab_desktop.core.redact import scrub_secrets
 
-SECRET_QUERY_PARAMS = frozenset({"token", "api_key", "apikey"})
 NO_META_FIRST_LINE = "No metadata available."
 
-_URL_RE = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
 # Characters some reader could take as the end of a line (str.splitlines' list).
 _LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 _UNESCAPE_RE = re.compile(r"\\(n|r|\\|u[0-9a-fA-F]{4})")
@@ -34,30 +33,6 @@ _UNESCAPE_RE = re.compile(r"\\(n|r|\\|u[0-9a-fA-F]{4})")
 
 class SidecarError(ValueError):
     """A sidecar exists but cannot be read."""
-
-
-# --- secrets ---------------------------------------------------------------------------------
-
-
-def _strip_secret_params(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    kept = [p for p in parts.query.split("&") if unquote(p.split("=", 1)[0]).lower() not in SECRET_QUERY_PARAMS]
-    if len(kept) == len(parts.query.split("&")):
-        return url
-    return urlunsplit(parts._replace(query="&".join(kept)))
-
-
-def scrub_secrets(value: Any) -> Any:
-    """A copy of `value` (JSON-like data) with secret query parameters removed from every URL."""
-    if isinstance(value, str):
-        return _URL_RE.sub(lambda m: _strip_secret_params(m.group(0)), value) if "://" in value else value
-    if isinstance(value, dict):
-        return {k: scrub_secrets(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [scrub_secrets(v) for v in value]
-    return value
 
 
 # --- JSON sidecar ----------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The detail pane beside the grid: the image (scaled) or the playing video, its generation
 parameters, tags with scores, the queries that found it, its files, and the actions.
 
-Everything shown is read in one reader-thread call (row, tags, sources, conversion, and what the
-file itself carries: core/media/readback.py); a newer selection supersedes a slower older read.
+Everything shown is read in one reader-thread call (detail_read.py: row, tags, sources, conversion,
+and what the file itself carries); a newer selection supersedes a slower older read.
 Prompt, negative prompt and settings are the file's own when it has them (the converted WebP, else
 the download), each labelled with where in the file it was found; the library's copy of CivitAI's
 data fills in what the file lacks, and says so. Text from the service or a file is shown as plain
@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import html
 import logging
-import os
-from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QImage
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
@@ -31,13 +29,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from civitgrab_desktop.core.media.readback import FileFacts, read_file_facts
+from civitgrab_desktop.core.media.readback import FileFacts
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.gallery import actions
+from civitgrab_desktop.gui.gallery.detail_read import Detail, read_detail
+from civitgrab_desktop.gui.gallery.detail_widgets import (
+    PathLabel,
+    chip_label,
+    clear_form,
+    nsfw_chip,
+    section_label,
+    source_label,
+    value_label,
+)
 from civitgrab_desktop.gui.gallery.flow import FlowLayout
 from civitgrab_desktop.gui.gallery.media_view import MediaView
-from civitgrab_desktop.gui.gallery.metadata import GenerationInfo, generation_info
-from civitgrab_desktop.gui.gallery.query import NSFW_COLOUR, nsfw_label
 from civitgrab_desktop.gui.util import human_bytes, spawn
 
 LOG = logging.getLogger(__name__)
@@ -50,36 +56,6 @@ SOURCE_LABELS = {
     "update": "Update",
     "classic": "Imported",
 }
-
-
-@dataclass
-class Detail:
-    row: Any  # ImageRow
-    tags: list[dict[str, Any]]
-    sources: list[Any]  # SourceRow
-    conversion: Any  # ConversionRow | None
-    info: GenerationInfo
-    file: FileFacts | None = None  # what the image file itself carries (None for videos)
-
-
-def read_detail(store, image_id: int) -> Detail | None:
-    """Reader thread: everything the pane shows about one image."""
-    row = store.image(image_id)
-    if row is None:
-        return None
-    conversion = store.conversion_of(image_id)
-    facts = None
-    if not row.is_video:
-        webp = conversion.webp_path if conversion is not None and conversion.webp_path else None
-        facts = read_file_facts(webp if webp and os.path.isfile(webp) else row.path)
-    return Detail(
-        row=row,
-        tags=store.tags_of(image_id),
-        sources=store.sources_for(image_id),
-        conversion=conversion,
-        info=generation_info(row.meta, prompt=row.prompt),
-        file=facts,
-    )
 
 
 FILE_SETTINGS_SKIPPED = {"Model", "Hashes"}  # the model is shown from the library; hashes are noise here
@@ -95,80 +71,12 @@ def _display_value(key: str, value: str) -> str:
     return value
 
 
-class WrapLabel(QLabel):
-    """A word-wrapped label that asks for the height its text needs at its width. (The form
-    layouts of the pane, inside the scroll area, would otherwise give a field the height of its
-    one-line size hint and clip a wrapped path or URL.)"""
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        super().resizeEvent(event)
-        if self.wordWrap():
-            height = self.heightForWidth(self.width())
-            if height > 0 and height != self.minimumHeight():
-                self.setMinimumHeight(height)
-
-
-def _value_label(text: str = "", *, wrap: bool = True) -> QLabel:
-    label = WrapLabel(text)
-    label.setTextFormat(Qt.TextFormat.PlainText)  # prompts and names come from the service and files
-    label.setWordWrap(wrap)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-    return label
-
-
-class PathLabel(WrapLabel):
-    """A file path that wraps at its separators, so a long folder or file name never widens
-    the pane. The text shown holds zero-width break points; `path()` is the real path, which
-    the tooltip shows and the context menu's "Copy path" copies (mouse selection is off: it
-    would copy the break points too)."""
-
-    BREAK_AFTER = "/\\_-."
-
-    def __init__(self, path: str = ""):
-        super().__init__()
-        self._path = ""
-        self.setWordWrap(True)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        copy = QAction("Copy path", self)
-        copy.triggered.connect(lambda: actions.copy_text(self._path))
-        self.addAction(copy)
-        self.set_path(path)
-
-    def set_path(self, path: str) -> None:
-        self._path = path
-        self.setToolTip(path)
-        self.setText("".join(ch + ("\u200b" if ch in self.BREAK_AFTER else "") for ch in path))
-
-    def path(self) -> str:
-        return self._path
-
-
-def _section(title: str) -> QLabel:
-    label = QLabel(title)
-    label.setObjectName("SectionTitle")
-    label.setContentsMargins(0, 8, 0, 0)
-    return label
-
-
-def _chip(text: str, tip: str = "", tone: str = "") -> QLabel:
-    chip = QLabel(text)
-    chip.setObjectName("Chip")
-    if tone:
-        chip.setProperty("tone", tone)
-    if tip:
-        chip.setToolTip(tip)
-    return chip
-
-
 class DetailPane(QWidget):
     openRequested = Signal(int)
     revealRequested = Signal(int)
     fetchTagsRequested = Signal(int)
     convertRequested = Signal(int)
     deleteRequested = Signal(int)
-    fullViewRequested = Signal(int)
     closeRequested = Signal()
     shown = Signal(int)  # an image's details were filled in
 
@@ -250,27 +158,27 @@ class DetailPane(QWidget):
         self.buttons["delete"].clicked.connect(lambda: self._emit(self.deleteRequested))
         col.addWidget(actions_box)
 
-        col.addWidget(_section("Prompt"))
-        self.prompt = _value_label()
+        col.addWidget(section_label("Prompt"))
+        self.prompt = value_label()
         col.addWidget(self.prompt)
-        self.prompt_source = _source_label()
+        self.prompt_source = source_label()
         col.addWidget(self.prompt_source)
-        self.negative_title = _section("Negative prompt")
+        self.negative_title = section_label("Negative prompt")
         col.addWidget(self.negative_title)
-        self.negative = _value_label()
+        self.negative = value_label()
         self.negative.setObjectName("Muted")
         col.addWidget(self.negative)
 
-        col.addWidget(_section("Generation"))
+        col.addWidget(section_label("Generation"))
         self.generation_form = QFormLayout()
         self.generation_form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
         self.generation_form.setHorizontalSpacing(12)
         self.generation_form.setVerticalSpacing(3)
         col.addLayout(self.generation_form)
-        self.settings_source = _source_label()
+        self.settings_source = source_label()
         col.addWidget(self.settings_source)
 
-        col.addWidget(_section("Tags"))
+        col.addWidget(section_label("Tags"))
         self.tags_box = QWidget()
         self.tags_flow = FlowLayout(self.tags_box, spacing=5)
         col.addWidget(self.tags_box)
@@ -278,14 +186,14 @@ class DetailPane(QWidget):
         self.tags_note.setObjectName("Muted")
         self.tags_note.setWordWrap(True)
         col.addWidget(self.tags_note)
-        self.tags_source = _source_label()
+        self.tags_source = source_label()
         col.addWidget(self.tags_source)
 
-        col.addWidget(_section("Found by"))
-        self.sources_label = _value_label()
+        col.addWidget(section_label("Found by"))
+        self.sources_label = value_label()
         col.addWidget(self.sources_label)
 
-        col.addWidget(_section("Files"))
+        col.addWidget(section_label("Files"))
         self.files_form = QFormLayout()
         self.files_form.setHorizontalSpacing(12)
         self.files_form.setVerticalSpacing(3)
@@ -310,8 +218,8 @@ class DetailPane(QWidget):
         self.negative.setText("")
         self.negative_title.hide()
         self.negative.hide()
-        _clear_form(self.generation_form)
-        _clear_form(self.files_form)
+        clear_form(self.generation_form)
+        clear_form(self.files_form)
         self.tags_flow.clear()
         self.tags_note.setText("")
         self.tags_note.hide()
@@ -351,21 +259,21 @@ class DetailPane(QWidget):
         else:
             self.media.show_image(path, poster)
 
-        chips = [(_nsfw_chip(row.nsfw_level), "")]
+        chips = [(nsfw_chip(row.nsfw_level), "")]
         if row.width and row.height:
-            chips.append((_chip(f"{row.width}×{row.height}"), ""))
-        chips.append((_chip("Tags fetched" if row.tag_state == "done" else
+            chips.append((chip_label(f"{row.width}×{row.height}"), ""))
+        chips.append((chip_label("Tags fetched" if row.tag_state == "done" else
                              ("Tag fetch failed" if row.tag_state == "failed" else "No tags yet"),
                              row.tag_error or "", "success" if row.tag_state == "done" else
                              ("danger" if row.tag_state == "failed" else "muted")), ""))
         if row.cv_state == "done" and row.is_video:
-            chips.append((_chip("Organized", "Copied into the organized CivitAI_Browse layout", "success"), ""))
+            chips.append((chip_label("Organized", "Copied into the organized CivitAI_Browse layout", "success"), ""))
         elif row.cv_state == "done":
-            chips.append((_chip("WebP", "Converted to WebP", "success"), ""))
+            chips.append((chip_label("WebP", "Converted to WebP", "success"), ""))
         elif row.cv_state == "failed":
-            chips.append((_chip("Convert failed", row.cv_error or "", "danger"), ""))
+            chips.append((chip_label("Convert failed", row.cv_error or "", "danger"), ""))
         if row.gone_at:
-            chips.append((_chip("Gone from CivitAI", f"Not listed since {row.gone_at[:10]}", "warning"), ""))
+            chips.append((chip_label("Gone from CivitAI", f"Not listed since {row.gone_at[:10]}", "warning"), ""))
         self._fill_chips([c for c, _ in chips])
 
         info = detail.info
@@ -389,7 +297,7 @@ class DetailPane(QWidget):
             self.negative_title.hide()
             self.negative.hide()
 
-        _clear_form(self.generation_form)
+        clear_form(self.generation_form)
         self.fields = {}
         gen_rows: list[tuple[str, str]] = info.as_rows()
         if facts is not None and facts.settings:
@@ -431,7 +339,7 @@ class DetailPane(QWidget):
                     tip += " · automated"
                 if tag.get("needs_review"):
                     tip += " · needs review"
-                self.tags_flow.addWidget(_chip(f"{tag['name']}  {tag['score']}", tip))
+                self.tags_flow.addWidget(chip_label(f"{tag['name']}  {tag['score']}", tip))
             self.tags_note.setText("")
         elif row.tag_state == "done":
             self.tags_note.setText("CivitAI lists no community tags for this image.")
@@ -456,7 +364,7 @@ class DetailPane(QWidget):
             self.sources_label.setTextFormat(Qt.TextFormat.PlainText)
             self.sources_label.setText("No source recorded")
 
-        _clear_form(self.files_form)
+        clear_form(self.files_form)
         if row.path:
             self._add_field(self.files_form, "File", row.path, path=True)
         else:
@@ -502,7 +410,7 @@ class DetailPane(QWidget):
     def _add_field(self, form: QFormLayout, label: str, value: str, *, path: bool = False) -> None:
         name = QLabel(label)
         name.setObjectName("Muted")
-        field = PathLabel(value) if path else _value_label(value)
+        field = PathLabel(value) if path else value_label(value)
         form.addRow(name, field)
         self.fields[label] = field
 
@@ -536,29 +444,6 @@ class DetailPane(QWidget):
         self.media.clear()
 
 
-def _nsfw_chip(level: int) -> QLabel:
-    text = nsfw_label(level)
-    chip = QLabel(text)
-    chip.setObjectName("NsfwChip")
-    colour = NSFW_COLOUR.get(int(level or 0), "#6b7080")
-    chip.setStyleSheet(
-        f"QLabel#NsfwChip {{ background: {colour}; color: #ffffff; border-radius: 9px; padding: 2px 9px;"
-        " font-size: 11px; font-weight: 600; }"
-    )
-    chip.setToolTip(f"NSFW level {level}")
-    return chip
-
-
-def _source_label() -> QLabel:
-    label = QLabel("")
-    label.setObjectName("Muted")
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    label.setWordWrap(True)
-    label.setStyleSheet("font-size: 11px;")
-    label.hide()
-    return label
-
-
 def _file_lacks(facts: FileFacts, what: str) -> str:
     if facts.problem:
         return facts.problem
@@ -578,8 +463,3 @@ def _tags_in_file(facts: FileFacts | None, library_tags: list[dict[str, Any]]) -
     if library_tags and set(facts.tags) != names:
         text += f" (the library has {len(library_tags)}; “Refresh metadata in the WebP” updates the file)"
     return text
-
-
-def _clear_form(form: QFormLayout) -> None:
-    while form.rowCount():
-        form.removeRow(0)

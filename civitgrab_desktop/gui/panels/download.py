@@ -30,7 +30,6 @@ from civitgrab_desktop.core.civitai.urls import parse_pasted
 from civitgrab_desktop.core.library.owners import new_owner
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.bridge import JobHandle
-from civitgrab_desktop.gui.panels.base import Page
 from civitgrab_desktop.gui.panels.download_input import (
     LAYOUTS,
     MODES,
@@ -46,6 +45,7 @@ from civitgrab_desktop.gui.panels.download_input import (
 from civitgrab_desktop.gui.util import plural, spawn
 from civitgrab_desktop.gui.widgets.common import Card, FolderPicker, SegmentedControl, hint, section_title
 from civitgrab_desktop.gui.widgets.jobs_panel import JobsPanel
+from civitgrab_desktop.gui.widgets.page import Page
 from civitgrab_desktop.jobs.download import DownloadJob, DownloadParams
 from civitgrab_desktop.jobs.update import forget_not_found, save_queries
 

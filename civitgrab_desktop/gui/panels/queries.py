@@ -32,11 +32,11 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from civitgrab_desktop.gui import icons
-from civitgrab_desktop.gui.panels.base import Page
 from civitgrab_desktop.gui.panels.download_input import LAYOUTS, NSFW_OPTIONS, VIDEO_OPTIONS
 from civitgrab_desktop.gui.util import plural, spawn
 from civitgrab_desktop.gui.widgets.common import Card, FolderPicker, section_title
 from civitgrab_desktop.gui.widgets.jobs_panel import JobsPanel
+from civitgrab_desktop.gui.widgets.page import Page
 from civitgrab_desktop.jobs.job import JobState
 from civitgrab_desktop.jobs.update import create_update_job, query_label, record_update
 

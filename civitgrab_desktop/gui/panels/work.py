@@ -22,10 +22,10 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from civitgrab_desktop.gui import icons
-from civitgrab_desktop.gui.panels.base import Page
 from civitgrab_desktop.gui.util import spawn
 from civitgrab_desktop.gui.widgets.common import Card, section_title
 from civitgrab_desktop.gui.widgets.jobs_panel import JobsPanel
+from civitgrab_desktop.gui.widgets.page import Page
 
 LOG = logging.getLogger(__name__)
 UNAVAILABLE = "not available in this build"
