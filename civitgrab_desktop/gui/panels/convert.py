@@ -252,7 +252,9 @@ class ConvertPage(WorkPage):
         stats = await reader.stats()
         if stats.get("converted_src_bytes"):
             saved = stats["converted_src_bytes"] - stats.get("webp_bytes", 0)
-            text += f"\nWebP saved {human_bytes(saved)} so far"
+            # Tiny or already-compressed originals can grow: say so instead of "saved -14.9 KB".
+            text += (f"\nWebP saved {human_bytes(saved)} so far" if saved >= 0
+                     else f"\nThe WebP files are {human_bytes(-saved)} larger than their originals so far")
         return text
 
     def validate(self) -> None:
