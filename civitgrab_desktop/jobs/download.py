@@ -24,7 +24,7 @@ from typing import Any
 
 from civitgrab_desktop.core.civitai import rest, urls
 from civitgrab_desktop.core.civitai.client import CivitaiClient, CivitaiError
-from civitgrab_desktop.core.civitai.records import NSFW_CHOICES, ImageRecord, RecordError, parse_image
+from civitgrab_desktop.core.civitai.records import NSFW_CHOICES, RecordError, parse_image
 from civitgrab_desktop.core.library.async_library import Library
 from civitgrab_desktop.core.library.csv_export import csv_row
 from civitgrab_desktop.core.library.owners import DOWNLOAD_LEASE_S
@@ -32,6 +32,7 @@ from civitgrab_desktop.core.library.store import Source, new_owner
 from civitgrab_desktop.core.media import files
 from civitgrab_desktop.core.media.sniff import ALL_TYPES, SNIFF_BYTES, MediaType, detect_type
 from civitgrab_desktop.core.media.verify import verify_media
+from civitgrab_desktop.core.model import ImageRecord
 from civitgrab_desktop.core.organize import layouts, sidecars
 from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError, fit_filename
 from civitgrab_desktop.core.roots import OutsideRootsError, Roots

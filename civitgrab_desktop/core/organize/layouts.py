@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from civitgrab_desktop.core.civitai.records import is_nsfw_level
+from civitgrab_desktop.core.model import is_nsfw_level
 from civitgrab_desktop.core.organize.sanitize import (  # fit_filename: re-exported for callers
     DEFAULT_MAX_BYTES,
     fit_filename,  # noqa: F401
