@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from civitgrab_desktop.core.atomic_write import atomic_write_text
 from civitgrab_desktop.core.civitai import rest, urls
 from civitgrab_desktop.core.civitai.client import CivitaiClient, CivitaiError
 from civitgrab_desktop.core.civitai.records import NSFW_CHOICES, RecordError, parse_image
@@ -34,8 +35,8 @@ from civitgrab_desktop.core.media.sniff import ALL_TYPES, SNIFF_BYTES, MediaType
 from civitgrab_desktop.core.media.verify import verify_media
 from civitgrab_desktop.core.model import ImageRecord
 from civitgrab_desktop.core.organize import layouts, sidecars
-from civitgrab_desktop.core.organize.sanitize import PathTooLong, UnsafePathError, fit_filename
-from civitgrab_desktop.core.roots import OutsideRootsError, Roots
+from civitgrab_desktop.core.organize.sanitize import PathTooLong, fit_filename
+from civitgrab_desktop.core.roots import OutsideRootsError, Roots, UnsafePathError, ensure_inside
 from civitgrab_desktop.jobs import gone, listing_end
 from civitgrab_desktop.jobs.fetch import fetch_to_part, sweep_stale_parts
 from civitgrab_desktop.jobs.job import JobState, LibraryJob, RateLimitedEvent
@@ -848,7 +849,7 @@ class DownloadJob(LibraryJob):
         return await asyncio.shield(listing)
 
     def _sweep_parts(self, folder: Path) -> frozenset[int]:
-        files.ensure_inside(self.output_dir, folder)
+        ensure_inside(self.output_dir, folder)
         ids = set()
         for name in sweep_stale_parts(folder):
             stem, dot, ext = name.partition(".")
@@ -861,7 +862,7 @@ class DownloadJob(LibraryJob):
         final_dir = item.stem.parent
         name = layouts.classic_filename(item.record.id, fetched.media.ext)
         final = final_dir / fit_filename(final_dir, name, self.params.max_path)
-        files.ensure_inside(self.output_dir, final)
+        ensure_inside(self.output_dir, final)
         self.roots.check(final, "write")
         os.replace(fetched.part_path, final)
         if item.record.created_at:
@@ -898,7 +899,7 @@ class DownloadJob(LibraryJob):
         self.tally.skip("already downloaded")
 
     def _link_copy(self, src: Path, dst: Path, record: ImageRecord, tags) -> str:
-        files.ensure_inside(self.output_dir, dst)
+        ensure_inside(self.output_dir, dst)
         self.roots.check(dst, "link into")
         dst.parent.mkdir(parents=True, exist_ok=True)
         # A file outside the roots (imported read-only) is copied: a hard link would let later
@@ -995,8 +996,6 @@ class DownloadJob(LibraryJob):
 
 
 def _write_text(path: Path, text: str) -> None:
-    from civitgrab_desktop.core.config import atomic_write_text
-
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text)
 

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from civitgrab_desktop.core.model import is_nsfw_level
-from civitgrab_desktop.core.organize.sanitize import (  # fit_filename: re-exported for callers
+from civitgrab_desktop.core.organize.sanitize import (
     DEFAULT_MAX_BYTES,
-    fit_filename,  # noqa: F401
     room_for_filename,
     safe_join,
     sanitize_component,
