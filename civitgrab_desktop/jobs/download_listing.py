@@ -280,7 +280,7 @@ class ListingStage:
         if verdict.reason:
             self.message(f"{MODE_LABELS[target.mode]} {target.identifier}: {verdict.reason}")
 
-    # -- registering and filtering ----------------------------------------------------------------------
+    # -- registering and filtering ---------------------------------------------------------------
 
     async def _register(self, records: list[ImageRecord], stream: Stream, target: Target):
         """Filter a page, plan each file's path, and record the page in the library.

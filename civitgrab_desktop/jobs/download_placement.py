@@ -112,7 +112,7 @@ class PlacementStage:
         else:
             sidecars.write_no_meta_txt(folder / f"{record.id}_no_meta.txt", record.id, record.username, self._site_base)
 
-    # -- linking what is on disk already ----------------------------------------------------------------
+    # -- linking what is on disk already ---------------------------------------------------------
 
     async def _link_existing(self, item: WorkItem, existing: Path) -> None:
         """The image is on disk already: give this query its own link, never a second download."""
@@ -178,7 +178,7 @@ class PlacementStage:
         except RecordError:
             return None
 
-    # -- tag mode summary -------------------------------------------------------------------------------
+    # -- tag mode summary ------------------------------------------------------------------------
 
     async def _write_tag_summaries(self) -> None:
         date = datetime.now().strftime("%Y%m%d")

@@ -176,7 +176,7 @@ class TransferStage:
         if item.model_id is not None:
             self._per_model[item.model_id] -= 1
 
-    # -- fetch and verify -------------------------------------------------------------------------------
+    # -- fetch and verify ------------------------------------------------------------------------
 
     async def _download(self, item: WorkItem) -> None:
         record = item.record
@@ -267,7 +267,7 @@ class TransferStage:
                 ids.add(int(stem))
         return frozenset(ids)
 
-    # -- a finished file the library does not know ------------------------------------------------------
+    # -- a finished file the library does not know -----------------------------------------------
 
     async def _adopt_final(self, item: WorkItem) -> bool:
         """A complete file under the image's final name is already in its folder, but the library
@@ -318,7 +318,7 @@ class TransferStage:
             return path, media, path.stat().st_size, files.sha256_file(path)
         return None
 
-    # -- images another process is downloading ----------------------------------------------------------
+    # -- images another process is downloading ---------------------------------------------------
 
     async def _finish_deferred(self) -> None:
         """Images another process was downloading: wait for it, then link (or take over)."""
