@@ -68,7 +68,9 @@ class ListingStage:
                     await self._deep_scan(target)
                 await self._mark_disappeared(target)
                 target.handled_ids = set()  # its listing is over: free the memory
-                if target.status == "pending" and not target.listed and mode in (DownloadMode.POST, DownloadMode.IMAGE):
+                # A post or image that lists nothing does not exist (or is not public).
+                one_item = mode in (DownloadMode.POST, DownloadMode.IMAGE)
+                if target.status == "pending" and not target.listed and one_item:
                     target.status, target.reason = "not found", f"no such {MODE_LABELS[mode]} (or it is not public)"
                     self.message(f"{MODE_LABELS[mode]} {identifier}: not found", logging.WARNING)
                 if target.status == "pending":
