@@ -6,7 +6,8 @@
 One box per part of the house plan (docs/ARCHITECTURE.md): the entry points, gui/ and its
 sub-packages, cli/, services.py, jobs/, and core/ split into its parts. An arrow A -> B means some
 module of A imports some module of B; the number is how many module pairs do. Arrows between the
-parts of core/ that the plan forbids (listed as known breaches in pyproject.toml) are red.
+parts of core/ that the plan forbids but a contract ignores for now (`ignore_imports` in
+pyproject.toml; none today) are red.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ PARTS = [
     ("core.organize", "core/organize/", "core"),
     ("core.config", "core/config.py", "core"),
     ("core.secrets", "core/secrets.py", "core"),
+    ("core.model", "core/model.py\n(shared records; imports nothing of ours)", "core"),
     ("core.shared", "core/roots.py, atomic_write.py, redact.py\n(shared; import nothing of ours)", "core"),
 ]
 # Modules drawn in one box with others: the neutral helpers the parts of core/ share.

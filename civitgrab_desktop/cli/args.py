@@ -10,6 +10,7 @@ import argparse
 
 from civitgrab_desktop import __version__
 from civitgrab_desktop.core.config import DEFAULT_API_BASE
+from civitgrab_desktop.core.model import DownloadMode
 
 SUBCOMMANDS = ("tags", "convert", "export-csv", "migrate", "roots", "tagnames", "auth", "update", "queries", "jobs",
                "resume")
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"civitgrab {__version__}")
     _global_options(parser, suppress=False)
     dl = parser.add_argument_group("download (classic flags)")
-    dl.add_argument("--mode", type=int, choices=(1, 2, 3, 4, 5, 6),
+    dl.add_argument("--mode", type=int, choices=tuple(int(mode) for mode in DownloadMode),
                     help="1 username, 2 model ID, 3 tag, 4 model version ID, 5 post ID, 6 image ID")
     dl.add_argument("--username", help="comma-separated usernames (mode 1)")
     dl.add_argument("--model_id", "--model-id", dest="model_id", help="comma-separated model IDs (mode 2)")

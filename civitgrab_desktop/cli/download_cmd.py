@@ -7,30 +7,45 @@ import sys
 from collections.abc import Callable
 
 from civitgrab_desktop.cli.args import UsageError
+from civitgrab_desktop.core.model import DownloadMode
 from civitgrab_desktop.jobs import identifiers as identifier_rules
 from civitgrab_desktop.jobs.download import DownloadParams
 from civitgrab_desktop.jobs.identifiers import split_identifiers
 
-MODE_FLAGS = {1: "username", 2: "model_id", 3: "tags", 4: "model_version_id", 5: "post_id", 6: "image_id"}
-MODE_PROMPTS = {
-    1: "Enter username(s) (, separated): ",
-    2: "Enter model ID(s) (numeric, , separated): ",
-    3: "Enter tags (, separated): ",
-    4: "Enter model version ID(s) (numeric, , separated): ",
-    5: "Enter post ID(s) or links (, separated): ",
-    6: "Enter image ID(s) or links (, separated): ",
+MODE_FLAGS = {
+    DownloadMode.USERNAME: "username",
+    DownloadMode.MODEL: "model_id",
+    DownloadMode.TAG: "tags",
+    DownloadMode.MODEL_VERSION: "model_version_id",
+    DownloadMode.POST: "post_id",
+    DownloadMode.IMAGE: "image_id",
 }
-MODE_NAMES = {1: "username", 2: "model ID", 3: "tag search", 4: "model version ID", 5: "post ID", 6: "image ID"}
+MODE_PROMPTS = {
+    DownloadMode.USERNAME: "Enter username(s) (, separated): ",
+    DownloadMode.MODEL: "Enter model ID(s) (numeric, , separated): ",
+    DownloadMode.TAG: "Enter tags (, separated): ",
+    DownloadMode.MODEL_VERSION: "Enter model version ID(s) (numeric, , separated): ",
+    DownloadMode.POST: "Enter post ID(s) or links (, separated): ",
+    DownloadMode.IMAGE: "Enter image ID(s) or links (, separated): ",
+}
+MODE_NAMES = {
+    DownloadMode.USERNAME: "username",
+    DownloadMode.MODEL: "model ID",
+    DownloadMode.TAG: "tag search",
+    DownloadMode.MODEL_VERSION: "model version ID",
+    DownloadMode.POST: "post ID",
+    DownloadMode.IMAGE: "image ID",
+}
 # Flags that only make sense in some modes (the classic tool warned about the others).
 MODE_ONLY_FLAGS = {
-    "disable_prompt_check": {3},
-    "max_per_model": {3},
-    "filter_tags": {1, 4},
-    "deep_scan": {1},
+    "disable_prompt_check": {DownloadMode.TAG},
+    "max_per_model": {DownloadMode.TAG},
+    "filter_tags": {DownloadMode.USERNAME, DownloadMode.MODEL_VERSION},
+    "deep_scan": {DownloadMode.USERNAME},
 }
 
 
-def normalize_identifiers(mode: int, values: list[str]) -> list[str]:
+def normalize_identifiers(mode: DownloadMode, values: list[str]) -> list[str]:
     """Validate identifiers for a mode; pasted CivitAI URLs are understood."""
     try:
         result = identifier_rules.normalize_identifiers(mode, values)
@@ -76,8 +91,10 @@ def complete_interactively(args: argparse.Namespace, *, full: bool, read: Callab
         args.quality = _ask("Choose image quality (1=SD resized JPEG, 2=HD original) [default: 2]: ", read, _int_in(1, 2), 2)
         args.redownload = _ask("Allow re-downloading tracked items? (1=Yes, 2=No) [default: 2]: ", read, _int_in(1, 2), 2)
     if args.mode is None:
-        args.mode = _ask("Choose mode (1=user, 2=model ID, 3=tag search, 4=model version ID, 5=post ID, 6=image ID): ",
-                         read, _int_in(1, 6))
+        args.mode = DownloadMode(_ask(
+            "Choose mode (1=user, 2=model ID, 3=tag search, 4=model version ID, 5=post ID, 6=image ID): ",
+            read, _int_in(min(DownloadMode), max(DownloadMode)),
+        ))
     if full:
         args.semaphore_limit = _ask("Enter max concurrent downloads [default: 5]: ", read, _int_in(1, 20), 5)
     flag = MODE_FLAGS[args.mode]
@@ -85,7 +102,7 @@ def complete_interactively(args: argparse.Namespace, *, full: bool, read: Callab
         mode = args.mode
         values = _ask(MODE_PROMPTS[mode], read, lambda t: normalize_identifiers(mode, split_identifiers(t)))
         setattr(args, flag, ",".join(values))
-    if args.mode == 3 and args.disable_prompt_check is None:
+    if args.mode == DownloadMode.TAG and args.disable_prompt_check is None:
         args.disable_prompt_check = _ask(
             "Disable prompt check? (y/n) [default: n]: ", read,
             lambda t: t.lower() if t.lower() in ("y", "n") else (_ for _ in ()).throw(ValueError("please answer y or n")),
@@ -137,12 +154,12 @@ def params_from_args(args: argparse.Namespace, settings) -> DownloadParams:
         max_path=args.max_path,
         redownload=args.redownload == 1,
         max_images=args.max_images,
-        max_per_model=args.max_per_model if mode == 3 else None,
+        max_per_model=args.max_per_model if mode == DownloadMode.TAG else None,
         no_videos=args.no_videos,
         videos_only=args.videos_only,
-        filter_tags=split_identifiers(args.filter_tags) if mode in (1, 4) else [],
+        filter_tags=split_identifiers(args.filter_tags) if mode in (DownloadMode.USERNAME, DownloadMode.MODEL_VERSION) else [],
         prompt_check=(args.disable_prompt_check or "n") == "n",
-        deep_scan=bool(args.deep_scan) and mode == 1,
+        deep_scan=bool(args.deep_scan) and mode == DownloadMode.USERNAME,
         pg13_is_nsfw=settings.get("pg13_is_nsfw"),
     )
     if args.deep_scan_threshold:

@@ -21,6 +21,7 @@ from civitgrab_desktop.cli.running import (
 )
 from civitgrab_desktop.core.config import mask_secrets
 from civitgrab_desktop.core.library.db import LibraryError
+from civitgrab_desktop.core.model import DownloadMode
 from civitgrab_desktop.services import Services
 
 LOG = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ def _dispatch(args, argv: list[str], parser) -> int:
 
 
 def _download(args, argv: list[str]) -> int:
+    if args.mode is not None:
+        args.mode = DownloadMode(args.mode)
     interactive = _stdin_is_terminal()
     if not argv:
         if not interactive:

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import TextIO
 
-from civitgrab_desktop.jobs.download import MODE_WORDS
+from civitgrab_desktop.jobs.download_items import MODE_WORDS
 from civitgrab_desktop.jobs.job import (
     FinishedEvent,
     JobEvent,

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from civitgrab_desktop.core.civitai.rest import valid_username
 from civitgrab_desktop.core.civitai.urls import parse_pasted
+from civitgrab_desktop.core.model import DownloadMode
 
 # what one identifier of each mode is called in messages
-IDENTIFIER_NAMES = {1: "username", 2: "model ID", 3: "tag", 4: "model version ID", 5: "post ID", 6: "image ID"}
-NUMERIC_MODES = (2, 4, 5, 6)
+IDENTIFIER_NAMES = {
+    DownloadMode.USERNAME: "username",
+    DownloadMode.MODEL: "model ID",
+    DownloadMode.TAG: "tag",
+    DownloadMode.MODEL_VERSION: "model version ID",
+    DownloadMode.POST: "post ID",
+    DownloadMode.IMAGE: "image ID",
+}
+NUMERIC_MODES = (DownloadMode.MODEL, DownloadMode.MODEL_VERSION, DownloadMode.POST, DownloadMode.IMAGE)
 MAX_TAG_LENGTH = 200
 
 
@@ -16,7 +24,7 @@ class IdentifierError(ValueError):
     """An identifier that cannot be used in the mode. `link_mode` is the mode a pasted link
     belongs to, when that is the problem (so the CLI can say which flag to use)."""
 
-    def __init__(self, message: str, *, link_mode: int | None = None):
+    def __init__(self, message: str, *, link_mode: DownloadMode | None = None):
         super().__init__(message)
         self.link_mode = link_mode
 
@@ -28,7 +36,7 @@ def split_identifiers(text: str | None) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def normalize_identifiers(mode: int, values: list[str]) -> list[str]:
+def normalize_identifiers(mode: DownloadMode, values: list[str]) -> list[str]:
     """Each value checked for `mode` (links replaced by the identifier they carry, numbers
     without leading zeros), repeats dropped, order kept. May return an empty list."""
     result: list[str] = []
@@ -41,13 +49,13 @@ def normalize_identifiers(mode: int, values: list[str]) -> list[str]:
                     f"{value} is a {pasted.kind} link, which does not fit {name} mode", link_mode=pasted.mode
                 )
             value = pasted.identifier
-        if mode == 1 and not valid_username(value):
+        if mode == DownloadMode.USERNAME and not valid_username(value):
             raise IdentifierError(f"“{value}” is not a valid CivitAI username (letters, digits and underscores only)")
         if mode in NUMERIC_MODES:
             if not value.isdigit() or int(value) <= 0:
                 raise IdentifierError(f"“{value}” is not a numeric {name}")
             value = str(int(value))
-        if mode == 3 and len(value) > MAX_TAG_LENGTH:
+        if mode == DownloadMode.TAG and len(value) > MAX_TAG_LENGTH:
             raise IdentifierError(f"a tag longer than {MAX_TAG_LENGTH} characters cannot exist")
         if value not in result:
             result.append(value)

@@ -26,10 +26,10 @@ from civitgrab_desktop.core.civitai import trpc
 from civitgrab_desktop.core.civitai.browser_tags import DEFAULT_PAGES, BrowserTagFetcher
 from civitgrab_desktop.core.civitai.browsers import BrowserUnavailable
 from civitgrab_desktop.core.civitai.client import CivitaiClient, CivitaiError
-from civitgrab_desktop.core.civitai.records import TagVote
 from civitgrab_desktop.core.library.async_library import Library
 from civitgrab_desktop.core.library.rows import ImageRow
 from civitgrab_desktop.core.library.store import new_owner
+from civitgrab_desktop.core.model import TagVote
 from civitgrab_desktop.core.organize.sidecars import SidecarError, update_json_sidecar_tags
 from civitgrab_desktop.core.roots import OutsideRootsError, Roots
 from civitgrab_desktop.jobs.embed_info import record_info

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from civitgrab_desktop.core.library.owners import new_owner
-from civitgrab_desktop.jobs.download import MODE_WORDS, DownloadJob, DownloadParams
+from civitgrab_desktop.jobs.download import DownloadJob, DownloadParams
+from civitgrab_desktop.jobs.download_items import MODE_WORDS
 
 # Options a saved query never keeps: they are the query itself, or one-off choices.
 NOT_SAVED = ("mode", "identifiers", "redownload")

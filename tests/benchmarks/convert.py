@@ -180,8 +180,9 @@ def run_cwebp(images: list[Path], out: Path, workers: int) -> tuple[float, int]:
 
 
 def build_library(db: Path, images: list[Path]) -> None:
-    from civitgrab_desktop.core.civitai.records import TagVote, parse_image
+    from civitgrab_desktop.core.civitai.records import parse_image
     from civitgrab_desktop.core.library.store import LibraryStore, Source
+    from civitgrab_desktop.core.model import TagVote
 
     records, paths = [], {}
     for n, path in enumerate(images):

@@ -17,9 +17,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from civitgrab_desktop.core.civitai.records import ImageRecord
 from civitgrab_desktop.core.library.rows import Source
 from civitgrab_desktop.core.library.store import LibraryStore
+from civitgrab_desktop.core.model import ImageRecord
 
 VERSION = 3  # bump when the generated data changes
 SEED = 7

@@ -113,7 +113,6 @@ FRESH_UPVOTE_MS = DAY_MS  # how the generator spreads recent upvotes (most end u
 DEFAULT_TAKE = 100  # tag.service.ts getVotableTags: `take = 100`
 
 NSFW_STRINGS = {1: "None", 2: "Soft", 4: "Mature", 8: "X", 16: "X", 32: "Blocked"}  # §3.3
-NSFW_LABELS = {1: "PG", 2: "PG-13", 4: "R", 8: "X", 16: "XXX", 32: "Blocked"}  # §9
 CONTENT_TYPES = {
     "png": "image/png",
     "jpeg": "image/jpeg",
@@ -504,12 +503,6 @@ class Dataset:
     def image_by_uuid(self, uuid: str) -> ImageItem | None:
         iid = self._by_uuid.get(uuid)
         return self.images.get(iid) if iid is not None else None
-
-    def user_by_id(self, user_id: int) -> User | None:
-        for u in self.users.values():
-            if u.id == user_id:
-                return u
-        return None
 
     def _sorted(self, items: Iterable[ImageItem], sort: str = "Newest") -> list[ImageItem]:
         def key(i: ImageItem) -> tuple[int, int]:

@@ -14,11 +14,11 @@ from civitgrab_desktop.core.civitai.records import (
     RecordError,
     checkpoint_name,
     extract_meta,
-    is_nsfw_level,
     parse_image,
     parse_nsfw_level,
     parse_tag_vote,
 )
+from civitgrab_desktop.core.model import is_nsfw_level
 
 CDN = "https://image.civitai.com/xG1nkqKTMzGDvpLrqFT7WA"
 

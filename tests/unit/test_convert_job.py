@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from civitgrab_desktop.core.civitai.records import TagVote, parse_image
+from civitgrab_desktop.core.civitai.records import parse_image
 from civitgrab_desktop.core.library.async_library import Library
 from civitgrab_desktop.core.library.store import LibraryStore, Source
 from civitgrab_desktop.core.media.exif import read_exif
+from civitgrab_desktop.core.model import TagVote
 from civitgrab_desktop.jobs.convert import ConvertJob, ConvertParams, api_tags, parse_source
 from civitgrab_desktop.jobs.job import JobState, MessageEvent, ProgressEvent
 from tests.unit.test_media_samples import photo

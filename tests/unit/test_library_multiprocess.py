@@ -25,7 +25,7 @@ N_IMAGES = 500
 WORKER = textwrap.dedent(
     """
     import json, os, sys, time
-    from civitgrab_desktop.core.civitai.records import TagVote
+    from civitgrab_desktop.core.model import TagVote
     from civitgrab_desktop.core.library.store import LibraryStore, new_owner
 
     path, ids_file, ready_file, go_file, out_file = sys.argv[1:6]

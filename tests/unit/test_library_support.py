@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from civitgrab_desktop.core.civitai.records import ImageRecord, TagVote, parse_image
+from civitgrab_desktop.core.civitai.records import parse_image
 from civitgrab_desktop.core.library.store import LibraryStore
+from civitgrab_desktop.core.model import ImageRecord, TagVote
 
 
 def api_item(image_id: int, **overrides) -> dict:

@@ -11,10 +11,10 @@ import piexif.helper
 import pytest
 from PIL import Image
 
-from civitgrab_desktop.core.civitai.records import TagVote
 from civitgrab_desktop.core.media.embed import read_file_xmp
 from civitgrab_desktop.core.media.exif import read_exif
 from civitgrab_desktop.core.media.webp_riff import image_chunks, parse_chunks
+from civitgrab_desktop.core.model import TagVote
 from civitgrab_desktop.core.roots import Roots
 from civitgrab_desktop.jobs.tags import TagFiles, TagsParams, _tag_dict, write_tag_files
 

@@ -68,8 +68,8 @@ from civitgrab_desktop.core.civitai.client import (
     parse_retry_after,
     redact_url,
 )
-from civitgrab_desktop.core.civitai.records import TagVote
 from civitgrab_desktop.core.civitai.trpc import TAG_TAKE, TrpcRefused
+from civitgrab_desktop.core.model import TagVote
 
 LOG = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 SITE_HOSTS = frozenset({"civitai.com", "www.civitai.com", "civitai.red", "www.civitai.red", "civitai.green"})
 SITE_DOMAINS = ("civitai.com", "civitai.red", "civitai.green")
 DEFAULT_SITE = "https://civitai.com"
-KNOWN_SITES = {"civitai.com": "https://civitai.com", "civitai.red": "https://civitai.red"}
 MAIN_DOMAIN = SITE_DOMAINS[0]  # the site people know; examples in help texts use it
 
 

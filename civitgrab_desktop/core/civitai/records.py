@@ -1,4 +1,4 @@
-"""Typed records parsed from CivitAI JSON.
+"""Parsing CivitAI JSON into the shared records of core/model.py.
 
 The service's shapes drift (flat vs nested meta, string vs numeric NSFW levels, URN model names,
 missing keys, wrong types); every such rule lives here so the rest of the app sees one shape.
@@ -10,9 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-# Numeric browsing levels (one bit per image) and their labels.
-NSFW_BITS = {1: "PG", 2: "PG-13", 4: "R", 8: "X", 16: "XXX", 32: "Blocked"}
-NSFW_LABELS = {v: k for k, v in NSFW_BITS.items()}
+from civitgrab_desktop.core.model import INT64_MAX, NSFW_BITS, ImageRecord, TagVote, has_meaningful_meta
+
 # REST `/images` gives a string level; it cannot tell X from XXX.
 _REST_NSFW_STRINGS = {"None": 1, "Soft": 2, "Mature": 4, "X": 8, "Blocked": 32}
 # What the user picks (`--nsfw`) -> the REST `nsfw` value and the bitmask it selects.
@@ -24,22 +23,6 @@ NSFW_CHOICES = {
 }
 
 _URN_RE = re.compile(r"^\s*urn:", re.IGNORECASE)
-
-
-def nsfw_label(level: int | None) -> str:
-    return NSFW_BITS.get(level or 0, "?")
-
-
-def is_nsfw_level(level: int | None, pg13_is_nsfw: bool = False) -> bool:
-    """Site semantics: R and above are NSFW; PG-13 only when the user asks for it."""
-    level = level or 0
-    threshold = 2 if pg13_is_nsfw else 4
-    return level >= threshold
-
-
-# SQLite stores signed 64-bit integers: a bigger number from the service is no usable id, size or
-# count (and would fail the whole page's library write).
-INT64_MAX = 2**63 - 1
 
 
 def _fits_int64(value: int) -> bool:
@@ -100,10 +83,6 @@ def extract_meta(raw_meta: Any) -> dict[str, Any]:
     return dict(raw_meta)
 
 
-def has_meaningful_meta(meta: dict[str, Any]) -> bool:
-    return any(v not in (None, "", [], {}) for v in meta.values())
-
-
 def is_urn_model_name(name: str) -> bool:
     return bool(_URN_RE.match(name)) and ("civitai" in name.lower() or "@" in name)
 
@@ -140,49 +119,6 @@ def model_version_name(meta: dict[str, Any]) -> str | None:
         if name and name.strip():
             return name.strip()
     return None
-
-
-@dataclass
-class ImageRecord:
-    """One image or video as the service described it."""
-
-    id: int
-    url: str
-    type: str = "image"  # image | video | audio
-    width: int | None = None
-    height: int | None = None
-    nsfw_level: int = 0
-    username: str | None = None
-    post_id: int | None = None
-    created_at: str | None = None
-    base_model: str | None = None
-    model_version_ids: list[int] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
-    checkpoint_name: str | None = None
-    model_version_name: str | None = None
-    stats: dict[str, int] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def prompt(self) -> str | None:
-        return _str_or_none(self.meta.get("prompt"))
-
-    @property
-    def negative_prompt(self) -> str | None:
-        return _str_or_none(self.meta.get("negativePrompt"))
-
-    @property
-    def has_meta(self) -> bool:
-        return has_meaningful_meta(self.meta)
-
-    @property
-    def is_video(self) -> bool:
-        return self.type == "video"
-
-    @property
-    def reactions(self) -> int:
-        keys = ("likeCount", "heartCount", "laughCount", "cryCount")
-        return min(INT64_MAX, sum(v for k, v in self.stats.items() if k in keys and isinstance(v, int)))
 
 
 class RecordError(ValueError):
@@ -286,39 +222,6 @@ def parse_model(item: Any) -> ModelRecord:
         versions=versions,
         raw=item,
     )
-
-
-@dataclass
-class TagVote:
-    """One community tag of an image, as `tag.getVotableTags` gives it."""
-
-    id: int
-    name: str
-    type: str | None = None
-    score: int = 0
-    up_votes: int = 0
-    down_votes: int = 0
-    automated: bool = False
-    needs_review: bool = False
-    concrete: bool = True
-    nsfw_level: int | None = None
-    # Read from the rendered page, not an answer: the name is the page's display name and type,
-    # votes, automated and nsfwLevel are unknown.
-    from_page: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "type": self.type,
-            "score": self.score,
-            "upVotes": self.up_votes,
-            "downVotes": self.down_votes,
-            "automated": self.automated,
-            "needsReview": self.needs_review,
-            "concrete": self.concrete,
-            "nsfwLevel": self.nsfw_level,
-        }
 
 
 def parse_tag_vote(item: Any) -> TagVote:

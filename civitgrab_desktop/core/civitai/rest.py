@@ -27,7 +27,6 @@ from civitgrab_desktop.core.civitai.client import (
 )
 from civitgrab_desktop.core.civitai.records import (
     NSFW_CHOICES,
-    ImageRecord,
     ModelRecord,
     RecordError,
     VersionRecord,
@@ -35,6 +34,7 @@ from civitgrab_desktop.core.civitai.records import (
     parse_model,
     parse_version,
 )
+from civitgrab_desktop.core.model import ImageRecord
 
 LOG = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from civitgrab_desktop.core.civitai import urls
 from civitgrab_desktop.core.civitai.client import CivitaiClient, CivitaiError, ClientRequestError
-from civitgrab_desktop.core.civitai.records import RecordError, TagVote, parse_tag_vote
+from civitgrab_desktop.core.civitai.records import RecordError, parse_tag_vote
+from civitgrab_desktop.core.model import TagVote
 
 CLIENT_VERSION = "5.0.2257"
 TAGS_MAX_BYTES = 8 * 1024 * 1024  # an image's votable tags: a few hundred small objects at most

@@ -15,7 +15,8 @@ import math
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from civitgrab_desktop.core.civitai.records import RecordError, TagVote, parse_tag_vote
+from civitgrab_desktop.core.civitai.records import RecordError, parse_tag_vote
+from civitgrab_desktop.core.model import TagVote
 
 PROCEDURE = "tag.getVotableTags"
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 from civitgrab_desktop.core.civitai.hosts import is_civitai_host
+from civitgrab_desktop.core.model import DownloadMode
 
 IMAGES_PATH = "/api/v1/images"
 MODELS_PATH = "/api/v1/models"
@@ -104,7 +105,7 @@ def _params_index(segments: list[str]) -> int | None:
 class PastedTarget:
     """What a pasted CivitAI URL (or bare identifier) asks for."""
 
-    mode: int  # 1 username, 2 model, 3 tag, 4 model version, 5 post, 6 image; 0 = no download mode
+    mode: DownloadMode | None  # None: the link names nothing civitgrab downloads (a tag id)
     identifier: str
     kind: str  # username | model | tag | modelVersion | image | post | tagId
 
@@ -123,24 +124,24 @@ def parse_pasted(text: str) -> PastedTarget | None:
     path = [p for p in parts.path.split("/") if p]
     query = parse_qs(parts.query)
     if len(path) >= 2 and path[0] == "user":
-        return PastedTarget(1, path[1], "username")
+        return PastedTarget(DownloadMode.USERNAME, path[1], "username")
     if len(path) >= 2 and path[0] == "models" and path[1].isdigit():
         version = query.get("modelVersionId", [""])[0]
         if version.isdigit():
-            return PastedTarget(4, version, "modelVersion")
-        return PastedTarget(2, path[1], "model")
+            return PastedTarget(DownloadMode.MODEL_VERSION, version, "modelVersion")
+        return PastedTarget(DownloadMode.MODEL, path[1], "model")
     if len(path) >= 2 and path[0] in ("images", "videos") and path[1].isdigit():
-        return PastedTarget(6, path[1], "image")
+        return PastedTarget(DownloadMode.IMAGE, path[1], "image")
     if len(path) >= 2 and path[0] == "posts" and path[1].isdigit():
-        return PastedTarget(5, path[1], "post")
+        return PastedTarget(DownloadMode.POST, path[1], "post")
     if len(path) >= 2 and path[0] == "tag":
         from urllib.parse import unquote
 
-        return PastedTarget(3, unquote(path[1]), "tag")
+        return PastedTarget(DownloadMode.TAG, unquote(path[1]), "tag")
     if path[:1] in (["images"], ["videos"]) and query.get("tags"):
-        return PastedTarget(0, query["tags"][0], "tagId")
+        return PastedTarget(None, query["tags"][0], "tagId")
     if path[:2] == ["search", "models"] and query.get("tags"):
-        return PastedTarget(3, query["tags"][0], "tag")
+        return PastedTarget(DownloadMode.TAG, query["tags"][0], "tag")
     if path[:1] == ["models"] and query.get("tag"):
-        return PastedTarget(3, query["tag"][0], "tag")
+        return PastedTarget(DownloadMode.TAG, query["tag"][0], "tag")
     return None

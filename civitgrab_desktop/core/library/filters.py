@@ -10,6 +10,7 @@ from typing import Any
 
 from civitgrab_desktop.core.library.db import placeholders
 from civitgrab_desktop.core.library.schema import FTS_TABLE
+from civitgrab_desktop.core.model import nsfw_threshold
 
 ORDER_COLUMNS = ("id", "created_at", "reactions", "nsfw_level", "downloaded_at", "username", "last_seen_at")
 
@@ -127,8 +128,8 @@ class ImageFilter:
         if self.nsfw is not None:
             if self.nsfw not in ("sfw", "nsfw"):
                 raise ValueError(f"nsfw must be 'sfw', 'nsfw' or None, not {self.nsfw!r}")
-            # Same rule as records.is_nsfw_level: R and up, or PG-13 and up when asked.
-            threshold = 2 if self.pg13_is_nsfw else 4
+            # The rule of model.is_nsfw_level, in SQL.
+            threshold = nsfw_threshold(self.pg13_is_nsfw)
             conds.append(f"{t}.nsfw_level {'>=' if self.nsfw == 'nsfw' else '<'} ?")
             params.append(threshold)
         if not self.include_videos:

@@ -7,11 +7,11 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-from civitgrab_desktop.core.civitai.records import ImageRecord
 from civitgrab_desktop.core.library.clock import utc_now_iso
 from civitgrab_desktop.core.library.db import chunked
 from civitgrab_desktop.core.library.rows import ImageState, Source, dumps
 from civitgrab_desktop.core.library.store_base import StoreBase
+from civitgrab_desktop.core.model import ImageRecord
 
 PAGE_SIZE = 200  # one transaction per page of listed images (the API's page size)
 

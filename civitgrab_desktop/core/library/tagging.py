@@ -7,10 +7,10 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from civitgrab_desktop.core.civitai.records import TagVote
 from civitgrab_desktop.core.library.clock import epoch_to_iso, iso_days_ago, utc_now_iso
 from civitgrab_desktop.core.library.rows import ImageRow
 from civitgrab_desktop.core.library.store_base import StoreBase, UnknownImageError
+from civitgrab_desktop.core.model import TagVote
 
 # The tRPC API method returns the service's canonical tag names, and so does the browser method
 # when it reads the page's tRPC answer; a tag read from the rendered page (`from_page`) may carry a

@@ -13,12 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from civitgrab_desktop.core.roots import ensure_inside
-
 __all__ = [
     "atomic_output",
     "copy_atomic",
-    "ensure_inside",  # lives in core/roots.py; jobs/download.py calls it as files.ensure_inside
     "fsync_dir",
     "link_or_copy",
     "parse_iso_datetime",

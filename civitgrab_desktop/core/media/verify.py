@@ -2,7 +2,8 @@
 
 Downloads check images by their structure while they stream (structure.py), which is cheaper
 and catches as much; this module decodes them in full, for the files that have no structure
-check (GIF) and the rare ones found on disk without a record (jobs/download.py), and converts.
+check (GIF), the rare ones found on disk without a record (jobs/download_transfer.py), and
+converts.
 Images are decoded in full: Pillow's `verify()` checks the structure (PNG CRCs), then a second
 open + `load()` decodes the pixels, which catches truncation `verify()` misses (JPEG). For
 animations the last frame is decoded too, so a file cut in a later frame fails.

@@ -20,10 +20,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from civitgrab_desktop.core.civitai.records import is_nsfw_level
-from civitgrab_desktop.core.organize.sanitize import (  # fit_filename: re-exported for callers
+from civitgrab_desktop.core.model import DownloadMode, is_nsfw_level
+from civitgrab_desktop.core.organize.sanitize import (
     DEFAULT_MAX_BYTES,
-    fit_filename,  # noqa: F401
     room_for_filename,
     safe_join,
     sanitize_component,
@@ -46,8 +45,8 @@ CLASSIC_ROOTS = {
     "post": "Post_ID_Search",  # modes 5 and 6 are civitgrab's own (from pasted post / image links)
     "image": "Image_ID_Search",
 }
-# The seed's `--mode` numbers, and ours after them.
-SEED_MODES = {1: "username", 2: "model", 3: "tag", 4: "model_version", 5: "post", 6: "image"}
+# The seed's `--mode` numbers, and ours after them: each mode's name is its CLASSIC_ROOTS key.
+SEED_MODES = {mode: mode.name.lower() for mode in DownloadMode}
 
 BROWSE_ROOT = "CivitAI_Browse"
 UNKNOWN_MODEL = "unknown_model"

@@ -15,9 +15,8 @@ import os
 import unicodedata
 from pathlib import Path
 
-# safe_join's containment rule and the UnsafePathError it raises live in core/roots.py, beside the
-# roots rule (core/media uses them too); jobs/download.py still imports the error from here.
-from civitgrab_desktop.core.roots import UnsafePathError as UnsafePathError
+# safe_join's containment rule (and the UnsafePathError it raises) lives in core/roots.py, beside
+# the roots rule.
 from civitgrab_desktop.core.roots import ensure_inside
 
 DEFAULT_MAX_BYTES = 120

@@ -29,7 +29,7 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication
 from civitgrab_desktop.core.civitai.urls import image_page_url
 from civitgrab_desktop.core.library.deleting import DeletedImage
 from civitgrab_desktop.core.library.owners import new_owner
-from civitgrab_desktop.core.media.sniff import SNIFF_BYTES, type_from_magic
+from civitgrab_desktop.core.media.sniff import MEDIA_SUFFIXES, SNIFF_BYTES, type_from_magic
 from civitgrab_desktop.core.organize import layouts
 from civitgrab_desktop.core.roots import OutsideRootsError, Roots
 
@@ -39,10 +39,6 @@ BROWSE_ROOT = "CivitAI_Browse"
 
 
 # -- opening ----------------------------------------------------------------------------------------
-
-
-# What the OS may be asked to open: media it shows in a viewer or player, never a program.
-OPENABLE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".mp4", ".webm", ".mov", ".mkv"})
 
 
 def openable(path: str | None) -> str | None:
@@ -56,7 +52,8 @@ def openable(path: str | None) -> str | None:
         return "the file is not on disk"
     if not real.is_file():
         return "not a file"
-    if real.suffix.lower() not in OPENABLE_SUFFIXES or Path(path).suffix.lower() not in OPENABLE_SUFFIXES:
+    # What the OS may be asked to open: media it shows in a viewer or player, never a program.
+    if real.suffix.lower() not in MEDIA_SUFFIXES or Path(path).suffix.lower() not in MEDIA_SUFFIXES:
         return f"{real.name} is not an image or video file"
     try:
         with open(real, "rb") as fh:

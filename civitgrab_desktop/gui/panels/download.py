@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from civitgrab_desktop.core.civitai.hosts import site_names
 from civitgrab_desktop.core.civitai.urls import parse_pasted
 from civitgrab_desktop.core.library.owners import new_owner
+from civitgrab_desktop.core.model import DownloadMode
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.bridge import JobHandle
 from civitgrab_desktop.gui.panels.download_input import (
@@ -198,12 +199,12 @@ class DownloadPage(Page):
         if i >= 0:
             combo.setCurrentIndex(i)
 
-    def _on_mode(self, mode: int) -> None:
+    def _on_mode(self, mode: DownloadMode) -> None:
         self.identifiers.setPlaceholderText(PLACEHOLDERS[mode])
-        self.deep_scan.setEnabled(mode == 1)
+        self.deep_scan.setEnabled(mode == DownloadMode.USERNAME)
         self.deep_scan.setToolTip(
             "Extra passes past the service's ~50,000-item listing cap"
-            if mode == 1 else "Deep scan only applies to usernames"
+            if mode == DownloadMode.USERNAME else "Deep scan only applies to usernames"
         )
         self.error.hide()
 
@@ -230,7 +231,7 @@ class DownloadPage(Page):
         current = self.identifiers.text().strip()
         if current and parse_pasted(lines[0]) is not None:
             target = parse_pasted(lines[0])
-            if target is not None and target.mode not in (0, self.mode.value()):
+            if target is not None and target.mode not in (None, self.mode.value()):
                 current = ""  # a link of another kind replaces what was typed
         combined = ", ".join([current, *lines]) if current else ", ".join(lines)
         self.identifiers.setText(combined)
@@ -243,7 +244,7 @@ class DownloadPage(Page):
     # -- building params ---------------------------------------------------------------------------
 
     def params(self) -> DownloadParams:
-        mode = int(self.mode.value())
+        mode = DownloadMode(self.mode.value())
         identifiers = validate_identifiers(mode, self.identifiers.text())
         output = self.output.path()
         if not output:
@@ -262,7 +263,7 @@ class DownloadPage(Page):
             max_images=self.max_images.value() or None,
             no_videos=videos == "no_videos",
             videos_only=videos == "videos_only",
-            deep_scan=self.deep_scan.isChecked() and mode == 1,
+            deep_scan=self.deep_scan.isChecked() and mode == DownloadMode.USERNAME,
             pg13_is_nsfw=bool(self.ctx.settings.get("pg13_is_nsfw")),
         )
 
@@ -406,7 +407,9 @@ class DownloadPage(Page):
     def restore_state(self, state: dict[str, Any]) -> None:
         if state.get("splitter"):
             self.splitter.restoreState(QByteArray.fromBase64(state["splitter"].encode("ascii")))
-        if state.get("mode") in (1, 2, 3, 4):
+        if state.get("mode") in (
+            DownloadMode.USERNAME, DownloadMode.MODEL, DownloadMode.TAG, DownloadMode.MODEL_VERSION
+        ):
             self.mode.set_value(state["mode"])
         if state.get("output"):
             self.output.set_path(state["output"])

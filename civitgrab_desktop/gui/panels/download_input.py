@@ -9,6 +9,7 @@ import re
 
 from civitgrab_desktop.core.civitai.hosts import MAIN_DOMAIN
 from civitgrab_desktop.core.civitai.urls import parse_pasted
+from civitgrab_desktop.core.model import DownloadMode
 from civitgrab_desktop.gui.util import plural
 from civitgrab_desktop.jobs.identifiers import (
     IDENTIFIER_NAMES,
@@ -18,22 +19,29 @@ from civitgrab_desktop.jobs.identifiers import (
 )
 
 MODES = [
-    (1, "User", "Everything one or more users posted"),
-    (2, "Model", "Every image posted on a model's versions (model IDs)"),
-    (3, "Tag", "Images of the models that carry a tag"),
-    (4, "Version", "Images posted on one model version (version IDs)"),
-    (5, "Post", "The images and videos of one post (post IDs)"),
-    (6, "Image", "Single images or videos (image IDs)"),
+    (DownloadMode.USERNAME, "User", "Everything one or more users posted"),
+    (DownloadMode.MODEL, "Model", "Every image posted on a model's versions (model IDs)"),
+    (DownloadMode.TAG, "Tag", "Images of the models that carry a tag"),
+    (DownloadMode.MODEL_VERSION, "Version", "Images posted on one model version (version IDs)"),
+    (DownloadMode.POST, "Post", "The images and videos of one post (post IDs)"),
+    (DownloadMode.IMAGE, "Image", "Single images or videos (image IDs)"),
 ]
 MODE_NAMES = IDENTIFIER_NAMES
-TITLE_PREFIX = {1: "user", 2: "model", 3: "tag", 4: "version", 5: "post", 6: "image"}
+TITLE_PREFIX = {
+    DownloadMode.USERNAME: "user",
+    DownloadMode.MODEL: "model",
+    DownloadMode.TAG: "tag",
+    DownloadMode.MODEL_VERSION: "version",
+    DownloadMode.POST: "post",
+    DownloadMode.IMAGE: "image",
+}
 PLACEHOLDERS = {
-    1: f"e.g. alice, bob_art — or paste a {MAIN_DOMAIN}/user/… link",
-    2: f"e.g. 4201, 133005 — or paste a {MAIN_DOMAIN}/models/… link",
-    3: f"e.g. anime, sci-fi — or paste a {MAIN_DOMAIN}/tag/… link",
-    4: "e.g. 130072 — or paste a link with ?modelVersionId=…",
-    5: f"e.g. 800030 — or paste a {MAIN_DOMAIN}/posts/… link",
-    6: f"e.g. 7001699 — or paste a {MAIN_DOMAIN}/images/… link",
+    DownloadMode.USERNAME: f"e.g. alice, bob_art — or paste a {MAIN_DOMAIN}/user/… link",
+    DownloadMode.MODEL: f"e.g. 4201, 133005 — or paste a {MAIN_DOMAIN}/models/… link",
+    DownloadMode.TAG: f"e.g. anime, sci-fi — or paste a {MAIN_DOMAIN}/tag/… link",
+    DownloadMode.MODEL_VERSION: "e.g. 130072 — or paste a link with ?modelVersionId=…",
+    DownloadMode.POST: f"e.g. 800030 — or paste a {MAIN_DOMAIN}/posts/… link",
+    DownloadMode.IMAGE: f"e.g. 7001699 — or paste a {MAIN_DOMAIN}/images/… link",
 }
 NSFW_OPTIONS = [
     ("none", "None — safe images only (PG)"),
@@ -53,7 +61,7 @@ class InputError(ValueError):
     pass
 
 
-def validate_identifiers(mode: int, text: str) -> list[str]:
+def validate_identifiers(mode: DownloadMode, text: str) -> list[str]:
     try:
         values = normalize_identifiers(mode, split_identifiers(text))
     except IdentifierError as exc:
@@ -67,7 +75,7 @@ def looks_like_link(text: str) -> bool:
     return "://" in text or "civitai." in text.lower()
 
 
-def rewrite_pasted(current_mode: int, text: str) -> tuple[int, str, str]:
+def rewrite_pasted(current_mode: DownloadMode, text: str) -> tuple[DownloadMode, str, str]:
     """Turn pasted CivitAI links in `text` into identifiers. Returns (mode, new text, note).
 
     The first link decides the mode; links of another kind are dropped with a note."""
@@ -80,7 +88,7 @@ def rewrite_pasted(current_mode: int, text: str) -> tuple[int, str, str]:
             pieces.append(part)
     mode = None
     plain: list[str] = []
-    found: list[tuple[int, str]] = []
+    found: list[tuple[DownloadMode, str]] = []
     notes: list[str] = []
     for piece in pieces:
         if not looks_like_link(piece):
@@ -96,11 +104,11 @@ def rewrite_pasted(current_mode: int, text: str) -> tuple[int, str, str]:
                     f"That link lists images with tag id {target.identifier}; civitgrab downloads by model tag — "
                     "type the tag's name instead."
                 )
-                mode = mode or 3
+                mode = mode or DownloadMode.TAG
                 continue
-            found.append((3, target.identifier))
+            found.append((DownloadMode.TAG, target.identifier))
             continue
-        if target.mode == 0:
+        if target.mode is None:
             notes.append(f"That {target.kind} link can't be downloaded; paste a user, model, tag, post or image link.")
             continue
         found.append((target.mode, target.identifier))

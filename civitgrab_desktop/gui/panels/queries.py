@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
+from civitgrab_desktop.core.model import DownloadMode
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.panels.download_input import LAYOUTS, NSFW_OPTIONS, VIDEO_OPTIONS
 from civitgrab_desktop.gui.util import plural, spawn
@@ -43,7 +44,14 @@ from civitgrab_desktop.jobs.update import create_update_job, query_label, record
 LOG = logging.getLogger(__name__)
 
 COLUMNS = ("Query", "Options", "Status", "Last checked", "Last result")
-MODE_WORD = {1: "User", 2: "Model", 3: "Tag", 4: "Version", 5: "Post", 6: "Image"}
+MODE_WORD = {
+    DownloadMode.USERNAME: "User",
+    DownloadMode.MODEL: "Model",
+    DownloadMode.TAG: "Tag",
+    DownloadMode.MODEL_VERSION: "Version",
+    DownloadMode.POST: "Post",
+    DownloadMode.IMAGE: "Image",
+}
 NSFW_SHORT = {"none": "SFW only", "soft": "up to PG-13", "mature": "up to R", "x": "all levels"}
 HOUR_MS = 3_600_000
 
