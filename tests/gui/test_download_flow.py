@@ -107,3 +107,14 @@ async def test_download_pause_resume_stop_and_retry(window, fake_civitai, out_di
     page.clear_button.click()
     assert page.job_list.cards == {} and not page.job_list.empty.isHidden()
     assert window.ctx.jobs.handles == [] and not page.clear_button.isEnabled()
+
+
+async def test_every_mode_is_restored_with_the_page(window):
+    """The page remembers its mode across restarts, the post and image modes too."""
+    page = window.page("download")
+    for mode in (5, 6, 1):
+        page.mode.set_value(mode)
+        state = page.save_state()
+        page.mode.set_value(2)
+        page.restore_state(state)
+        assert page.mode.value() == mode

@@ -407,10 +407,8 @@ class DownloadPage(Page):
     def restore_state(self, state: dict[str, Any]) -> None:
         if state.get("splitter"):
             self.splitter.restoreState(QByteArray.fromBase64(state["splitter"].encode("ascii")))
-        if state.get("mode") in (
-            DownloadMode.USERNAME, DownloadMode.MODEL, DownloadMode.TAG, DownloadMode.MODEL_VERSION
-        ):
-            self.mode.set_value(state["mode"])
+        if state.get("mode") in {mode.value for mode in DownloadMode}:
+            self.mode.set_value(DownloadMode(state["mode"]))
         if state.get("output"):
             self.output.set_path(state["output"])
         if state.get("layout"):
