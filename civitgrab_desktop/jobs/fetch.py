@@ -111,8 +111,11 @@ def sweep_stale_parts(folder: Path) -> set[str]:
 
 def create_part(path: Path) -> int:
     """Create `path` for writing: never an existing file, never through a symlink."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, _PART_FLAGS, 0o666)
+    try:
+        return os.open(path, _PART_FLAGS, 0o666)
+    except FileNotFoundError:  # the folder is new (usually it exists: no mkdir call then)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, _PART_FLAGS, 0o666)
 
 
 _io_pool: ThreadPoolExecutor | None = None
