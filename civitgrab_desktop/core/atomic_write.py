@@ -9,23 +9,41 @@ core/config, which asks core/civitai for the default site. It imports nothing of
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import tempfile
+import secrets
 from pathlib import Path
+
+# The temp file: hidden, `.<name>.<unique>.tmp` (what stale-temp sweeps look for), created with
+# O_EXCL and never through a symlink. Mode 0o666 lets the umask apply, as a plain open() would.
+_TEMP_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+_token = secrets.token_hex(3)
+_counter = itertools.count()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path`."""
+    """Write to a temp file in the same folder, fsync, then rename over `path`. Plain system
+    calls (no buffered file object, no chmod): a download writes two sidecars per image."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    for attempt in itertools.count():
+        tmp = path.with_name(f".{path.name}.{os.getpid():x}{_token}{next(_counter):x}.tmp")
+        try:
+            fd = os.open(tmp, _TEMP_FLAGS, 0o666)
+            break
+        except FileExistsError:  # left by a killed process that had our pid: take the next name
+            if attempt >= 100:
+                raise
     try:
-        # mkstemp makes 0600 files; give the file the mode a plain open() would.
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -187,11 +187,11 @@ class TransferStage:
             self.progress()
 
         self.progress(f"{record.id}")
-        loop = asyncio.get_running_loop()
         await self._folder_listing(item.stem.parent)
         try:
             fetched = await fetch_to_part(
-                self.client, url, item.stem.parent, item.stem.name, stop_check=self.raise_if_stopped, on_bytes=count
+                self.client, url, item.stem.parent, item.stem.name, stop_check=self.raise_if_stopped, on_bytes=count,
+                then=lambda part: self._place(part, item),  # placed in the thread that finished it
             )
         except CivitaiError as exc:
             await self.library.mark_download_failed(record.id, self.owner, exc.reason)
@@ -208,7 +208,7 @@ class TransferStage:
                 await self.library.release_claims(self.owner, image_id=record.id)
             raise
         try:
-            final = await loop.run_in_executor(None, self._place, fetched, item)
+            final = fetched.then_result()
         except (OSError, PathTooLong, UnsafePathError, OutsideRootsError) as exc:
             with contextlib.suppress(OSError):
                 fetched.part_path.unlink()

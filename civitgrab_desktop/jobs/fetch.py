@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import itertools
 import os
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -63,6 +65,14 @@ class Fetched:
     sha256: str
     width: int | None = None
     height: int | None = None
+    then_value: Any = None
+    then_error: Exception | None = None
+
+    def then_result(self) -> Any:
+        """What the `then` step of fetch_to_part returned; raises what it raised."""
+        if self.then_error is not None:
+            raise self.then_error
+        return self.then_value
 
 
 _HOST_TAG = hashlib.blake2b(this_host().encode("utf-8"), digest_size=4).hexdigest()
@@ -111,8 +121,11 @@ def sweep_stale_parts(folder: Path) -> set[str]:
 
 def create_part(path: Path) -> int:
     """Create `path` for writing: never an existing file, never through a symlink."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, _PART_FLAGS, 0o666)
+    try:
+        return os.open(path, _PART_FLAGS, 0o666)
+    except FileNotFoundError:  # the folder is new (usually it exists: no mkdir call then)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, _PART_FLAGS, 0o666)
 
 
 _io_pool: ThreadPoolExecutor | None = None
@@ -133,6 +146,11 @@ class _PartWriter:
     def __init__(self, path: Path):
         self.path = path
         self._fd: int | None = None
+        # A cancelled transfer discards its writer from another thread while a write may still
+        # run: the descriptor is closed only between writes (a closed number can be reused at
+        # once by another open, and the write would land in that file).
+        self._lock = threading.Lock()
+        self._discarded = False
         self._hash = hashlib.sha256()
         self._checker: StructureChecker | None = None
         self.media: MediaType | None = None
@@ -144,6 +162,12 @@ class _PartWriter:
             self._checker = StructureChecker(media)
 
     def write(self, chunks: list[bytes]) -> None:
+        with self._lock:
+            self._write(chunks)
+
+    def _write(self, chunks: list[bytes]) -> None:
+        if self._discarded:
+            raise OSError(errno.ECANCELED, "the transfer was abandoned")
         if self._fd is None:
             self._fd = create_part(self.path)
         if not chunks:
@@ -162,10 +186,11 @@ class _PartWriter:
     def finish(self, last: list[bytes]) -> tuple[str, int | None, int | None]:
         """Write the `last` chunks, fsync and close; (sha256, width, height). Raises
         StructureError for a broken file (one thread hop for the end of every transfer)."""
-        self.write(last)
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = None
+        with self._lock:
+            self._write(last)
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
         if self._checker is not None:
             found = self._checker.finish()
             return self._hash.hexdigest(), found.width, found.height
@@ -175,12 +200,14 @@ class _PartWriter:
         return self._hash.hexdigest(), check.width, check.height
 
     def discard(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
-        with contextlib.suppress(FileNotFoundError, OSError):
-            self.path.unlink()
+        with self._lock:
+            self._discarded = True
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None
+            with contextlib.suppress(FileNotFoundError, OSError):
+                self.path.unlink()
 
 
 async def fetch_to_part(
@@ -191,9 +218,14 @@ async def fetch_to_part(
     *,
     stop_check: Callable[[], None] | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    then: Callable[[Fetched], Any] | None = None,
 ) -> Fetched:
     """Download `url` into a new `.part` file in `folder` (named from `stem_name`, unique per
     attempt) with the client's file retry policy.
+
+    `then(fetched)` runs in the same worker thread right after the file is complete, verified
+    and fsynced (the caller places it: one thread hop per file instead of two). What it returns
+    or raises is kept in `fetched.then_result()`; it is not part of the attempt (never retried).
 
     `stop_check` may raise to abort between chunks (a stop). A pause is not honoured mid-file:
     the file finishes, so a paused job never holds a transfer slot other jobs share."""
@@ -233,7 +265,7 @@ async def fetch_to_part(
                 if expected is not None and counted != expected:
                     raise TransportError(f"short body: {counted} of {expected} bytes", url=redact_url(url))
             try:
-                digest, width, height = await loop.run_in_executor(io_pool(), writer.finish, buffer)
+                return await loop.run_in_executor(io_pool(), _finish, writer, buffer, then)
             except StructureError as exc:
                 # A decompression bomb (a GIF, the one image format still decoded here) is the same
                 # bytes next time: fail once, not after every retry.
@@ -241,7 +273,6 @@ async def fetch_to_part(
                 raise error(f"the file is broken: {exc}", url=redact_url(url)) from None
             except OSError as exc:
                 raise _LocalWriteError(exc) from exc
-            return Fetched(writer.path, media, writer.size, digest, width, height)
         except _LocalWriteError as exc:
             if on_bytes and counted:
                 on_bytes(-counted)
@@ -254,6 +285,18 @@ async def fetch_to_part(
             raise
 
     return await client.retrying(attempt, kind="file", what=redact_url(url))
+
+
+def _finish(writer: _PartWriter, last: list[bytes], then: Callable[[Fetched], Any] | None) -> Fetched:
+    """In a worker thread: complete the part file, then run `then` on it."""
+    digest, width, height = writer.finish(last)
+    fetched = Fetched(writer.path, writer.media, writer.size, digest, width, height)
+    if then is not None:
+        try:
+            fetched.then_value = then(fetched)
+        except Exception as exc:  # the caller's step: handed back, not a failed transfer
+            fetched.then_error = exc
+    return fetched
 
 
 class _LocalWriteError(Exception):

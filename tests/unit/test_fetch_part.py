@@ -135,3 +135,43 @@ async def test_rejected_downloads_leave_nothing_behind(tmp_path, fake_civitai, f
     assert reason in str(err.value)
     assert parts_in(tmp_path) == []
     assert sum(r.fired for r in fake_civitai.faults) == 2  # the first attempt and its retry
+
+
+async def test_the_then_step_runs_once_on_the_finished_part_and_hands_back_its_error(tmp_path, fake_civitai):
+    """The caller's placing step runs in the worker thread that finished the file (not on the
+    event loop), once, on the complete verified part; what it raises is the caller's, never a
+    failed transfer to retry."""
+    import hashlib
+    import threading
+
+    image = an_image(fake_civitai, "png")
+    expected, _ = fake_civitai.dataset.media(image.id)
+    calls = []
+
+    def place(part):
+        calls.append((threading.get_ident(), part.part_path.read_bytes(), part.sha256))
+        raise PermissionError("refused by the test")
+
+    async with client_for(fake_civitai, retries=2) as client:
+        fetched = await fetch_to_part(client, original_url(fake_civitai, image), tmp_path, str(image.id), then=place)
+    assert len(calls) == 1
+    thread, seen, digest = calls[0]
+    assert thread != threading.get_ident()
+    assert seen == expected and digest == hashlib.sha256(expected).hexdigest()
+    with pytest.raises(PermissionError):
+        fetched.then_result()
+
+
+def test_a_discarded_part_writer_never_writes_or_creates_again(tmp_path):
+    """A cancelled transfer discards its part from another thread; a write still queued behind
+    it must not recreate the file (nor write into a reused descriptor)."""
+    from civitgrab_desktop.jobs.fetch import _PartWriter
+
+    writer = _PartWriter(tmp_path / part_name("9"))
+    writer.start(JPEG)
+    writer.write([b"\xff\xd8\xff\xe0"])
+    assert parts_in(tmp_path) == [writer.path]
+    writer.discard()
+    with pytest.raises(OSError):
+        writer.write([b"\x00\x10JFIF"])
+    assert parts_in(tmp_path) == []

@@ -119,3 +119,41 @@ def test_set_mtime(tmp_path):
     before = path.stat().st_mtime
     assert set_mtime(path, "not a date") is None
     assert path.stat().st_mtime == before
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows cannot open folders: fsync_dir is a no-op there")
+def test_concurrent_folder_syncs_share_one_that_started_after_them(tmp_path, monkeypatch):
+    """Threads placing files in one folder while its sync runs wait for the next sync, and one
+    sync serves them all; every caller returns only after a sync that began after its call."""
+    import threading
+    import time
+
+    real_fsync = os.fsync
+    started: list[float] = []
+    first_running = threading.Event()
+
+    def slow_fsync(fd: int) -> None:
+        started.append(time.monotonic())
+        first_running.set()
+        time.sleep(0.3)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    first = threading.Thread(target=fsync_dir, args=(tmp_path,))
+    first.start()
+    assert first_running.wait(5)
+    called, returned = {}, {}
+
+    def later(n: int) -> None:
+        called[n] = time.monotonic()
+        fsync_dir(tmp_path)
+        returned[n] = time.monotonic()
+
+    others = [threading.Thread(target=later, args=(n,)) for n in range(5)]
+    for t in others:
+        t.start()
+    for t in [first, *others]:
+        t.join(10)
+    assert len(started) == 2  # the one running, then one for the five that came during it
+    for n in range(5):
+        assert called[n] < started[1] < returned[n]

@@ -126,3 +126,61 @@ def test_the_converter_worker_never_replaces_a_file_outside_the_roots(tmp_path):
         assert result.status != "converted", result
         assert victim.read_bytes() == data and planted.is_symlink()
         assert not (outside / "5.webp").exists() and not (root / "5.webp").exists()
+
+
+def test_paths_resolve_as_path_resolve_does(tmp_path):
+    """The one-call resolution (an O_PATH descriptor's name on Linux) gives what Path.resolve()
+    gives: through folder and file links, `..` after a link, missing tails, dangling links."""
+    from civitgrab_desktop.core.roots import _real
+
+    base = tmp_path / "base"
+    (base / "real" / "deep").mkdir(parents=True)
+    (base / "real" / "file.png").write_bytes(b"x")
+    (base / "outside").mkdir()
+    (base / "dirlink").symlink_to(base / "outside", target_is_directory=True)
+    (base / "real" / "filelink").symlink_to(base / "real" / "file.png")
+    (base / "real" / "relative").symlink_to("deep", target_is_directory=True)
+    (base / "real" / "dangling").symlink_to(base / "nowhere" / "x")
+    cases = [
+        base, base / "real", base / "real" / "file.png", base / "dirlink", base / "dirlink" / "new.png",
+        base / "dirlink" / ".." / "real", base / "real" / "filelink", base / "real" / "relative" / "a" / "b.png",
+        base / "real" / "dangling", base / "missing" / "more" / "x.png", base / "real" / "file.png" / "x",
+        base / "real" / "." / "deep" / "..", Path("relative-name"),
+    ]
+    for case in cases:
+        assert _real(case) == case.resolve(), case
+    loop = base / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(RuntimeError):
+        _real(loop / "x")
+
+
+def test_a_root_is_resolved_once_per_instance_and_a_repointed_root_refuses(tmp_path):
+    """A job resolves its roots once; re-pointing a root's link afterwards leads its paths to
+    a place the resolved root does not cover: refused, never let through."""
+    first, second = tmp_path / "disk1", tmp_path / "disk2"
+    first.mkdir()
+    second.mkdir()
+    alias = tmp_path / "pictures"
+    alias.symlink_to(first, target_is_directory=True)
+    roots = Roots.of([alias])
+    assert roots.check(alias / "a.png")
+    alias.unlink()
+    alias.symlink_to(second, target_is_directory=True)
+    with pytest.raises(OutsideRootsError):
+        roots.check(alias / "a.png")
+    assert Roots.of([alias]).check(alias / "a.png")  # a new instance (the next job) follows the link
+    assert pickle.loads(pickle.dumps(roots)).check(alias / "a.png")  # another process resolves again
+
+
+def test_a_link_whose_own_folder_is_outside_is_never_replaced(tmp_path):
+    """Replacing or deleting a symlink acts on the link itself: a link in a folder outside the
+    roots is refused even when it points back inside."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "a").mkdir(parents=True)
+    outside.mkdir()
+    (root / "b").symlink_to(outside, target_is_directory=True)
+    (outside / "back.png").symlink_to(root / "a" / "in.png")
+    roots = Roots.of([root])
+    with pytest.raises(OutsideRootsError):
+        roots.check(root / "b" / "back.png", "delete")

@@ -158,6 +158,9 @@ def open_connection(
             _check_version_for_reading(conn, path, len(migrations))
             conn.execute("PRAGMA query_only = ON")
         else:
+            # Statement journals (a page's upsert with its FTS trigger needs one per row) stay in
+            # memory instead of spilling into a temp file: 40 temp-file writes per listed image.
+            conn.execute("PRAGMA temp_store = MEMORY")
             _refuse_foreign_database(conn, path)
             run_read(conn, lambda c: _enable_wal(c, path))
             migrate(conn, path, migrations)

@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -36,10 +37,42 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+class _FolderSyncs:
+    """Per folder: the syncs started so far, and a lock held while one runs."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started = 0
+
+
+_folder_syncs: dict[str, _FolderSyncs] = {}
+_folder_syncs_guard = threading.Lock()
+
+
 def fsync_dir(path: str | os.PathLike) -> None:
-    """Make a rename or new file in `path` durable. A no-op where folders cannot be opened (Windows)."""
+    """Make a rename or new file in `path` durable. A no-op where folders cannot be opened (Windows).
+
+    Calls for one folder from several threads share syncs (a group commit): a caller whose
+    changes are already covered by a sync that started after its call, and has finished,
+    returns without one. Five downloads placing files in one folder pay one sync, not five."""
     if os.name == "nt":
         return
+    key = os.fspath(path)
+    with _folder_syncs_guard:
+        syncs = _folder_syncs.get(key)
+        if syncs is None:
+            if len(_folder_syncs) >= 1024:
+                _folder_syncs.clear()  # bounded; only sharing is lost, never a sync
+            syncs = _folder_syncs[key] = _FolderSyncs()
+        seen = syncs.started
+    with syncs.lock:
+        if syncs.started != seen:
+            return  # a sync that began after our changes has finished while we waited
+        syncs.started += 1
+        _fsync_folder(path)
+
+
+def _fsync_folder(path: str | os.PathLike) -> None:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:

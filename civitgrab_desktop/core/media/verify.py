@@ -21,8 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import Image
-
 from civitgrab_desktop.core.media.sniff import GIF, JPEG, MKV, MOV, MP4, PNG, WEBM, WEBP, MediaType
 
 _PIL_FORMATS = {PNG: {"PNG"}, JPEG: {"JPEG", "MPO"}, WEBP: {"WEBP"}, GIF: {"GIF"}}
@@ -76,6 +74,9 @@ def _stream_size(fh: BinaryIO) -> int:
 
 
 def _verify_image(source: str | os.PathLike | bytes, expected: MediaType) -> VerifyResult:
+    # Imported here: downloads check images by structure, so most runs never need Pillow.
+    from PIL import Image
+
     try:
         with _open(source) as fh, Image.open(fh) as im:
             if im.format not in _PIL_FORMATS[expected]:

@@ -108,16 +108,19 @@ def _escape_char(ch: str, in_key: bool) -> str:
     return ch
 
 
+def _escaping_re(in_key: bool) -> re.Pattern[str]:
+    # What `_escape_char` changes, and a backslash before `n`, `r`, `u`, a backslash or such a
+    # character (it would read as an escape otherwise). One regex pass instead of a Python loop
+    # per character: a prompt of a few KB costs microseconds, not a fraction of a millisecond.
+    special = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\ud800-\udfff" + (":" if in_key else "")
+    return re.compile(f"\\\\(?=[nru\\\\{special}])|[{special}]")
+
+
+_ESCAPING = {False: _escaping_re(False), True: _escaping_re(True)}
+
+
 def escape_meta_text(text: str, *, in_key: bool = False) -> str:
-    out = []
-    for i, ch in enumerate(text):
-        if ch == "\\":
-            nxt = text[i + 1 : i + 2]
-            ambiguous = nxt in ("n", "r", "u", "\\") or (nxt and _escape_char(nxt, in_key) != nxt)
-            out.append("\\\\" if ambiguous else "\\")
-        else:
-            out.append(_escape_char(ch, in_key))
-    return "".join(out)
+    return _ESCAPING[in_key].sub(lambda m: "\\\\" if m.group() == "\\" else _escape_char(m.group(), in_key), text)
 
 
 def unescape_meta_text(text: str) -> str:
