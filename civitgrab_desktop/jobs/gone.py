@@ -1,8 +1,8 @@
 """Which images a query lost on the service: marked gone only with evidence.
 
 A listing can miss images that still exist: anonymous callers are capped at the public level
-(developer.civitai.com/site/reference/images: "anonymous callers are capped at the public
-browsing level"), an invalid or expired key is silently anonymous on public endpoints, and
+(CivitAI's developer reference for the images endpoint, cited in docs/CIVITAI.md: "anonymous
+callers are capped at the public browsing level"), an invalid or expired key is silently anonymous on public endpoints, and
 private posts are listed to their owner only (src/server/services/image.service.ts
 getImagesFromFeedSearch). So images are marked gone only after an authenticated listing (the key
 checked with `/api/v1/me`), and when the listing lost many of the images the last one had, each
