@@ -73,6 +73,7 @@ def test_refresh_rewrites_old_files_for_every_reader_without_touching_the_pictur
 
     dataset = fake_civitai.dataset
     recognised = 0
+    parsed_images = []  # kept alive: sd-parsers caches the last UserComment under id(image)
     for image_id, webp in webps.items():
         old_bytes, old_pixels, old_mtime = before[image_id]
         assert image_chunks(parse_chunks(webp.read_bytes())) == image_chunks(parse_chunks(old_bytes))
@@ -86,6 +87,7 @@ def test_refresh_rewrites_old_files_for_every_reader_without_touching_the_pictur
             assert xmp["description"] == prompt
             assert read_exif(webp)["user_comment"].startswith(prompt.strip())
             with Image.open(webp) as im:
+                parsed_images.append(im)
                 parsed = ParserManager().parse(im)
             if parsed is not None and parsed.generator == Generators.AUTOMATIC1111:
                 recognised += 1

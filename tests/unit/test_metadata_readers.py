@@ -87,8 +87,15 @@ def a1111_jpeg(path: Path, parameters: str) -> Path:
     return path
 
 
+# sd-parsers 0.6 caches the last image's UserComment under id(image); once an image is freed its
+# id can be reused by the next one, which then reads the previous file's text. Keeping every
+# parsed image alive keeps ids unique (a CI run failed on exactly that reuse).
+_PARSED_IMAGES: list[Image.Image] = []
+
+
 def sd_parse(path: Path):
     with Image.open(path) as im:
+        _PARSED_IMAGES.append(im)
         return ParserManager().parse(im)
 
 
