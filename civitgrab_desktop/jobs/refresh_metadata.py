@@ -31,13 +31,14 @@ from civitgrab_desktop.core.media.embed import (
 from civitgrab_desktop.core.media.webp import insert_metadata
 from civitgrab_desktop.core.roots import Roots
 from civitgrab_desktop.jobs.convert_place import remove_stale_temps
-from civitgrab_desktop.jobs.convert_tasks import READ_ONLY_REASON
 from civitgrab_desktop.jobs.embed_info import record_info
 from civitgrab_desktop.jobs.job import LibraryJob
 
 LOG = logging.getLogger(__name__)
 KIND = "refresh_metadata"
 CONCURRENT_FILES = 2  # reading + fsyncing files: more would only queue on the disk
+
+REFRESH_READ_ONLY_REASON = "read-only: the file is outside the folders you chose; trust its folder to rewrite its metadata"
 
 
 class NotOurFile(Exception):
@@ -143,7 +144,7 @@ class RefreshMetadataJob(LibraryJob):
             self.progress()
             return
         if not self.roots.contains(conversion.webp_path):
-            self.tally.skip(READ_ONLY_REASON)
+            self.tally.skip(REFRESH_READ_ONLY_REASON)
             self.progress()
             return
         tags = _api_tags(await reader.tags_of(image_id))

@@ -146,3 +146,19 @@ def test_a_killed_refresh_leaves_every_file_old_or_new(workspace, fake_civitai):
     run = workspace.cli("convert", "--refresh-metadata")  # a rerun finishes the job and its leftovers
     assert run.returncode == 0 and all(p.read_bytes() == new[i] for i, p in webps.items())
     assert not [t for p in webps.values() for t in p.parent.glob(".*.tmp")]
+
+
+def test_refresh_leaves_files_outside_the_chosen_folders_alone(workspace, fake_civitai):
+    webps = converted_library(workspace, fake_civitai)
+    listed = workspace.cli("roots", "list")
+    assert listed.returncode == 0, listed.output
+    folders = [line.split(None, 1)[1] for line in listed.stdout.splitlines() if line.strip()]  # "<kind>  <folder>"
+    assert folders
+    for folder in folders:  # the user takes back the download folder: its files become read-only
+        removed = workspace.cli("roots", "remove", folder)
+        assert removed.returncode == 0, removed.output
+    before = {p: p.read_bytes() for p in webps.values()}
+    run = workspace.cli("convert", "--refresh-metadata")
+    assert run.returncode == 0, run.output
+    assert "trust its folder to rewrite its metadata" in run.stdout  # the reason names this job's action
+    assert {p: p.read_bytes() for p in webps.values()} == before  # not one byte rewritten
