@@ -138,3 +138,38 @@ class ErrorDialog(QMessageBox):
     def add_repeat(self) -> None:
         self.count += 1
         self.setInformativeText(f"(This happened {self.count} times.) {self._info}")
+
+
+def confirm(
+    parent: QWidget,
+    *,
+    title: str,
+    text: str,
+    action: str,
+    on_yes,
+    detail: str = "",
+    icon: QMessageBox.Icon = QMessageBox.Icon.Warning,
+    destructive: bool = False,
+    default_to_action: bool = False,
+) -> QMessageBox:
+    """Ask before an action, without blocking the event loop (`open()`, window-modal).
+
+    `on_yes()` runs only when the user picks `action`; Escape, closing the box or Cancel do
+    nothing. The default button is Cancel unless `default_to_action` (for harmless actions such
+    as quitting), so Enter never removes files by accident. The box is returned so the caller
+    can keep it alive (and tests can answer it).
+    """
+    box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Cancel, parent)
+    if detail:
+        box.setInformativeText(detail)
+    role = QMessageBox.ButtonRole.DestructiveRole if destructive else QMessageBox.ButtonRole.AcceptRole
+    yes = box.addButton(action, role)
+    box.setDefaultButton(yes if default_to_action else box.button(QMessageBox.StandardButton.Cancel))
+
+    def answered(_result: int) -> None:
+        if box.clickedButton() is yes:
+            on_yes()
+
+    box.finished.connect(answered)
+    box.open()
+    return box

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from civitgrab_desktop.core.civitai.hosts import site_names
 from civitgrab_desktop.gui import icons
 from civitgrab_desktop.gui.context import AppContext
-from civitgrab_desktop.gui.dialogs import AboutDialog, ShortcutsDialog
+from civitgrab_desktop.gui.dialogs import AboutDialog, ShortcutsDialog, confirm
 from civitgrab_desktop.gui.log_view import LogView, install_tail_handler
 from civitgrab_desktop.gui.menus import build_menus
 from civitgrab_desktop.gui.pages import PageSpec, default_pages
@@ -395,24 +395,16 @@ class MainWindow(QMainWindow):
         if not active:
             self.request_quit()
             return
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle("Quit civitgrab?")
-        box.setText("A job is running." if len(active) == 1 else f"{len(active)} jobs are running.")
-        box.setInformativeText(
-            "Quitting stops them after the files in progress; nothing is lost and you can resume them next time."
+        self._quit_box = confirm(
+            self,
+            title="Quit civitgrab?",
+            text="A job is running." if len(active) == 1 else f"{len(active)} jobs are running.",
+            detail="Quitting stops them after the files in progress; nothing is lost and you can resume them next time.",
+            action="Quit",
+            icon=QMessageBox.Icon.Question,
+            default_to_action=True,
+            on_yes=lambda: QTimer.singleShot(0, self.request_quit),
         )
-        quit_button = box.addButton("Quit", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(quit_button)
-
-        def done(_result: int) -> None:
-            if box.clickedButton() is quit_button:
-                QTimer.singleShot(0, self.request_quit)
-
-        box.finished.connect(done)
-        box.open()
-        self._quit_box = box
 
 
 def dropped_text(mime) -> str:

@@ -441,6 +441,32 @@ async def test_keyboard_enter_space_arrows_and_drag_out(replica_library):
 # -- actions that change things -------------------------------------------------------------------
 
 
+async def test_convert_in_place_from_the_gallery_asks_and_enter_does_not_replace_the_original(fresh_library):
+    window = await open_window(fresh_library)
+    try:
+        window.page("convert").in_place.setChecked(True)  # the Converter page's options apply here
+        page = window.page("gallery")
+        item = next(page.model.item(r) for r in range(page.model.rowCount()) if page.model.item(r).type == "image")
+        original = Path(item.path)
+        before = len(window.ctx.jobs.handles)
+        box = page.convert(item.id)
+        assert isinstance(box, QMessageBox) and box.isVisible() and str(item.id) in box.text()
+        assert box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)  # Enter must not replace it
+        QTest.keyClick(box, Qt.Key.Key_Return)
+        await asyncio.sleep(0.3)
+        assert len(window.ctx.jobs.handles) == before and original.is_file()
+
+        box = page.convert(item.id)
+        next(b for b in box.buttons() if b.text() == "Convert in place").click()
+        await wait_until(lambda: len(window.ctx.jobs.handles) > before, 10, what="the convert job")
+        handle = window.ctx.jobs.handles[-1]
+        await wait_until(lambda: handle.bridge.ended, 120, what="the convert job to end")
+        assert handle.bridge.state == "done", handle.bridge.summary
+        assert not original.exists() and original.with_suffix(".webp").is_file()  # replaced, after verification
+    finally:
+        await shut(window)
+
+
 async def test_delete_key_asks_then_removes_the_files_and_the_row(fresh_library):
     window = await open_window(fresh_library)
     try:

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QMenu, QMessageBox
 
 from civitgrab_desktop.core.library.deleting import ImageBusyError
 from civitgrab_desktop.gui import icons
+from civitgrab_desktop.gui.dialogs import confirm
 from civitgrab_desktop.gui.gallery import actions
 from civitgrab_desktop.gui.util import plural, spawn
 
@@ -65,18 +66,15 @@ class PageActions:
         if not options.get("in_place"):
             spawn(self._convert(image_id, options), name="gallery-convert")
             return None
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Convert in place?")
-        box.setText(f"Image {image_id} will be replaced by its WebP.")
-        box.setInformativeText("The Converter page is set to convert in place; the original is removed after the "
-                               "WebP is verified.")
-        go = box.addButton("Convert in place", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.finished.connect(lambda _r: box.clickedButton() is go and spawn(self._convert(image_id, options)))
-        self._confirm = box
-        box.open()
-        return box
+        self._confirm = confirm(
+            self,
+            title="Convert in place?",
+            text=f"Image {image_id} will be replaced by its WebP.",
+            detail="The Converter page is set to convert in place; the original is removed after the WebP is verified.",
+            action="Convert in place",
+            on_yes=lambda: spawn(self._convert(image_id, options), name="gallery-convert"),
+        )
+        return self._confirm
 
     async def _convert(self, image_id: int, options: dict[str, Any]):
         try:
@@ -103,28 +101,19 @@ class PageActions:
         ids = list(dict.fromkeys(ids))
         if not ids:
             return None
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Delete from disk and library?")
-        box.setText(f"Delete {plural(len(ids), 'image')} from disk and from the library?" if len(ids) > 1
-                    else f"Delete image {ids[0]} from disk and from the library?")
-        box.setInformativeText(
-            "Its files (the download, per-query copies, the converted WebP and the sidecars) are removed, "
-            "and civitgrab forgets it. Only files inside your download and convert folders are touched. "
-            "This cannot be undone."
+        self._confirm = confirm(
+            self,
+            title="Delete from disk and library?",
+            text=f"Delete {plural(len(ids), 'image')} from disk and from the library?" if len(ids) > 1
+            else f"Delete image {ids[0]} from disk and from the library?",
+            detail="Its files (the download, per-query copies, the converted WebP and the sidecars) are removed, "
+                   "and civitgrab forgets it. Only files inside your download and convert folders are touched. "
+                   "This cannot be undone.",
+            action="Delete",
+            destructive=True,
+            on_yes=lambda: spawn(self.delete_ids(ids), name="gallery-delete"),
         )
-        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-
-        def answered(_result: int) -> None:
-            if box.clickedButton() is delete:
-                spawn(self.delete_ids(ids), name="gallery-delete")
-
-        box.finished.connect(answered)
-        self._confirm = box
-        box.open()
-        return box
+        return self._confirm
 
     async def delete_ids(self, ids: list[int]) -> actions.FileRemoval | None:
         library = await self.ctx.library()

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QRadioButton,
     QSlider,
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from civitgrab_desktop.core.library.owners import new_owner
 from civitgrab_desktop.gui import icons
+from civitgrab_desktop.gui.dialogs import confirm
 from civitgrab_desktop.gui.panels.work import WorkPage
 from civitgrab_desktop.gui.util import human_bytes, spawn
 from civitgrab_desktop.gui.widgets.common import Collapsible, FolderPicker, hint, section_title
@@ -220,25 +220,15 @@ class ConvertPage(WorkPage):
         if not self.in_place.isChecked():
             super().start()
             return
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Convert in place?")
-        box.setText("Each original JPG/PNG is replaced by its WebP.")
-        box.setInformativeText(
-            "An original is removed only after its WebP was written, re-read and matched by perceptual hash. "
-            "Choose “Organized copy” to keep the originals."
+        self.confirm_box = confirm(
+            self,
+            title="Convert in place?",
+            text="Each original JPG/PNG is replaced by its WebP.",
+            detail="An original is removed only after its WebP was written, re-read and matched by perceptual hash. "
+                   "Choose “Organized copy” to keep the originals.",
+            action="Convert in place",
+            on_yes=lambda: WorkPage.start(self),
         )
-        go = box.addButton("Convert in place", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-
-        def answered(_result: int) -> None:
-            if box.clickedButton() is go:
-                WorkPage.start(self)
-
-        box.finished.connect(answered)
-        self.confirm_box = box
-        box.open()
 
     async def describe_library(self, reader) -> str:
         images = await reader.count_images(dl_state="done", type="image")

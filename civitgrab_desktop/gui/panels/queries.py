@@ -33,6 +33,7 @@ from shiboken6 import isValid
 
 from civitgrab_desktop.core.model import DownloadMode
 from civitgrab_desktop.gui import icons
+from civitgrab_desktop.gui.dialogs import confirm
 from civitgrab_desktop.gui.panels.download_input import LAYOUTS, NSFW_OPTIONS, VIDEO_OPTIONS
 from civitgrab_desktop.gui.util import plural, spawn
 from civitgrab_desktop.gui.widgets.common import Card, FolderPicker, section_title
@@ -351,28 +352,24 @@ class QueriesPage(Page):
         if not chosen:
             return
         names = ", ".join(query_label(q) for q in chosen[:3]) + (f" and {len(chosen) - 3} more" if len(chosen) > 3 else "")
-        box = QMessageBox(QMessageBox.Icon.Question, "Remove saved queries",
-                          f"Forget {names}?\n\nThe files and the library records stay; only the saved query goes.",
-                          QMessageBox.StandardButton.Cancel, self)
-        remove = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        self.confirm_box = box
 
-        def answered(_result: int) -> None:
-            if box.clickedButton() is not remove:
-                return
+        async def go() -> None:
+            library = await self.ctx.library()
+            for q in chosen:
+                await library.delete_query(q["id"])
+            await self.refresh()
+            self.ctx.statusMessage.emit(f"Removed {plural(len(chosen), 'saved query', 'saved queries')}", 5000)
 
-            async def go() -> None:
-                library = await self.ctx.library()
-                for q in chosen:
-                    await library.delete_query(q["id"])
-                await self.refresh()
-                self.ctx.statusMessage.emit(f"Removed {plural(len(chosen), 'saved query', 'saved queries')}", 5000)
-
-            spawn(go(), name="queries-remove")
-
-        box.finished.connect(answered)
-        box.open()
+        self.confirm_box = confirm(
+            self,
+            title="Remove saved queries",
+            text=f"Forget {names}?",
+            detail="The files and the library records stay; only the saved query goes.",
+            action="Remove",
+            icon=QMessageBox.Icon.Question,
+            destructive=True,
+            on_yes=lambda: spawn(go(), name="queries-remove"),
+        )
 
     # -- checking for new items ----------------------------------------------------------------------
 
