@@ -80,7 +80,7 @@ async def test_detail_shows_the_files_metadata_as_plain_text_with_its_sources(fr
         assert handle.bridge.summary["rewritten"] == 1
         assert read_file_xmp(webp)["description"] == library_prompt
         assert read_exif(webp)["user_comment"] != parameters
-        await page.show_item(target)
+        # the pane, still on this image, reads the rewritten file again by itself
         await wait_until(lambda: detail.prompt.text() == (library_prompt or "No prompt"), 10, what="the new prompt")
     finally:
         await shut(window)

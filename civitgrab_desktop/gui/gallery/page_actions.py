@@ -86,16 +86,35 @@ class PageActions:
         handle.bridge.finished.connect(lambda state, summary, i=image_id: self._job_done(i, state, "convert"))
         return handle
 
+    def refresh_metadata(self, image_ids: list[int]) -> None:
+        spawn(self._refresh_metadata(list(image_ids)), name="gallery-refresh-metadata")
+
+    async def _refresh_metadata(self, image_ids: list[int]):
+        try:
+            handle = await actions.refresh_metadata_now(self.ctx, image_ids)
+        except Exception as exc:
+            self.ctx.statusMessage.emit(f"Could not refresh the metadata: {exc}", 8000)
+            raise
+        # The pane shows what is in the file: read it again once the file was rewritten.
+        handle.bridge.finished.connect(lambda _state, _summary: spawn(self._after_changes(image_ids),
+                                                                     name="gallery-after-refresh"))
+        return handle
+
     def _job_done(self, image_id: int, state: str, kind: str) -> None:
         what = "Tags" if kind == "tags" else "Conversion"
         self.ctx.statusMessage.emit(f"{what} of image {image_id}: {state}", 6000)
         spawn(self._after_change(image_id), name="gallery-after-job")
 
     async def _after_change(self, image_id: int) -> None:
-        self.loader.forget(image_id, disk=False)
-        await self.model.reload_items([image_id])
-        if self.detail.image_id == image_id:
-            await self.detail.show_image(image_id, self._poster(image_id), play=False)
+        await self._after_changes([image_id])
+
+    async def _after_changes(self, image_ids: list[int]) -> None:
+        for image_id in image_ids:
+            self.loader.forget(image_id, disk=False)
+        await self.model.reload_items(image_ids)
+        shown = self.detail.image_id
+        if shown in image_ids:
+            await self.detail.show_image(shown, self._poster(shown), play=False)
 
     def confirm_delete(self, ids: list[int]) -> QMessageBox | None:
         ids = list(dict.fromkeys(ids))
@@ -161,7 +180,7 @@ class PageActions:
             ("Fetch tags now", "tag", lambda: self.fetch_tags(image_id), True),
             ("Convert now", "convert", lambda: self.convert(image_id),
              bool(item and not item.is_video and item.cv_state != "done")),
-            ("Refresh metadata in the WebP", "retry", lambda: spawn(actions.refresh_metadata_now(self.ctx, selected)),
+            ("Refresh metadata in the WebP", "retry", lambda: self.refresh_metadata(selected),
              bool(item and not item.is_video and item.cv_state == "done")),
         ]
         for text, icon, slot, enabled in entries:
