@@ -8,6 +8,7 @@ carried (A1111 text, ComfyUI graph) comes from the original when it is still on 
 the WebP itself (see core/media/embed.py). The image chunks are copied byte for byte; the new
 file is written next to the old one, fsynced and renamed over it, so an interruption leaves each
 file either old or new. A file that already holds exactly the new metadata is not written.
+The converter's `<id>.json` beside the WebP gets the library's tags as well.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from civitgrab_desktop.core.media.embed import (
     source_metadata,
 )
 from civitgrab_desktop.core.media.webp import insert_metadata
+from civitgrab_desktop.core.organize import sidecars
+from civitgrab_desktop.core.redact import scrub_secrets
 from civitgrab_desktop.core.roots import Roots
 from civitgrab_desktop.jobs.convert_place import remove_stale_temps
 from civitgrab_desktop.jobs.embed_info import record_info
@@ -93,7 +96,24 @@ def refresh_file(plan: RefreshPlan) -> tuple[bool, tuple[str, ...]]:
     remove_stale_temps(path)  # a refresh killed mid-write left a hidden temp file
     built = build_metadata(plan.info, plan.tags, merged_source(plan.webp_path, plan.original_path))
     written = insert_metadata(path, built.exif.data, built.xmp)
+    written = _refresh_sidecar_tags(path.with_suffix(".json"), plan) or written
     return written, built.dropped
+
+
+def _refresh_sidecar_tags(sidecar: Path, plan: RefreshPlan) -> bool:
+    """The converter's `<id>.json` next to the WebP gets the library's tags too (everything else
+    in it is kept). No sidecar, or one that is not ours or not JSON: left alone."""
+    if sidecar.is_symlink():
+        return False
+    try:
+        data = sidecars.read_json_sidecar(sidecar)
+    except (OSError, sidecars.SidecarError):
+        return False
+    if data.get("id") != plan.image_id or data.get("tags") == scrub_secrets(list(plan.tags)):
+        return False
+    plan.roots.check(sidecar, "rewrite the tags of")
+    sidecars.update_json_sidecar_tags(sidecar, plan.tags)
+    return True
 
 
 class RefreshMetadataJob(LibraryJob):

@@ -22,6 +22,7 @@ from PIL import Image
 from sd_parsers import ParserManager
 from sd_parsers.data import Generators
 
+from civitgrab_desktop.core.civitai.records import parse_tag_vote
 from civitgrab_desktop.core.media.embed import read_file_xmp
 from civitgrab_desktop.core.media.exif import read_exif
 from civitgrab_desktop.core.media.webp_riff import build_webp, image_chunks, parse_chunks, with_metadata
@@ -162,3 +163,23 @@ def test_refresh_leaves_files_outside_the_chosen_folders_alone(workspace, fake_c
     assert run.returncode == 0, run.output
     assert "trust its folder to rewrite its metadata" in run.stdout  # the reason names this job's action
     assert {p: p.read_bytes() for p in webps.values()} == before  # not one byte rewritten
+
+
+def test_refresh_gives_the_json_sidecar_the_librarys_tags_and_keeps_the_rest(workspace, fake_civitai):
+    webps = converted_library(workspace, fake_civitai)
+    image_id, webp = next(iter(webps.items()))
+    sidecar = webp.with_suffix(".json")
+    before = json.loads(sidecar.read_text(encoding="utf-8"))
+    assert before["id"] == image_id and "civitgrab" in before  # the converter's own facts
+    votes = [{"id": 901, "name": "retagged later", "type": "Label", "score": 7, "upVotes": 7, "downVotes": 0}]
+    with workspace.store() as store:
+        store.store_tags(image_id, "test", [parse_tag_vote(t) for t in votes], "api")
+
+    run = workspace.cli("convert", "--refresh-metadata")
+    assert run.returncode == 0, run.output
+    after = json.loads(sidecar.read_text(encoding="utf-8"))
+    assert [t["name"] for t in after["tags"]] == ["retagged later"]
+    assert read_file_xmp(webp)["subject"] == ["retagged later"]  # the file and its sidecar agree
+    assert {k: v for k, v in after.items() if k != "tags"} == {k: v for k, v in before.items() if k != "tags"}
+    assert all(json.loads(w.with_suffix(".json").read_text(encoding="utf-8")).get("tags") is not None
+               for w in webps.values())
