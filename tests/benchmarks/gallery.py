@@ -246,7 +246,7 @@ def child_main(data_dir: str, theme: str) -> int:
     import qasync
     from PySide6.QtCore import QEvent, QObject
 
-    from civitgrab_desktop.app import create_application
+    from civitgrab_desktop.app import create_application, freeze_startup_objects
     from civitgrab_desktop.gui.context import AppContext
     from civitgrab_desktop.gui.main_window import MainWindow
     from civitgrab_desktop.gui.theme import ThemeManager
@@ -334,6 +334,7 @@ def child_main(data_dir: str, theme: str) -> int:
         started = asyncio.ensure_future(window.started())
         marks["first_page_painted"] = await asyncio.wait_for(first_page, 60)
         await started
+        freeze_startup_objects()  # as app.main_async does once the window has started
         result["rows"] = page.model.rowCount()
 
         def screen_done() -> bool:
