@@ -47,24 +47,22 @@ class PageActions:
         return actions.reveal_in_folder(self._file_of(image_id))
 
     def fetch_tags(self, image_id: int) -> None:
-        spawn(self._fetch_tags(image_id), name="gallery-fetch-tags")
-
-    async def _fetch_tags(self, image_id: int):
-        try:
-            handle = await actions.fetch_tags_now(self.ctx, image_id, window=self.window())
-        except Exception as exc:
-            self.ctx.statusMessage.emit(f"Could not fetch the tags: {exc}", 8000)
-            raise
-        self.ctx.statusMessage.emit(f"Fetching the tags of image {image_id}…", 4000)
-        handle.bridge.finished.connect(lambda state, summary, i=image_id: self._job_done(i, state, "tags"))
-        return handle
+        spawn(self._run_job(actions.fetch_tags_now(self.ctx, image_id, window=self.window()), [image_id],
+                            failed="Could not fetch the tags", started=f"Fetching the tags of image {image_id}…",
+                            ended=f"Tags of image {image_id}"), name="gallery-fetch-tags")
 
     def convert(self, image_id: int) -> QMessageBox | None:
         """Convert one image now with the Converter page's options (asks first when they say
         "in place", which replaces the original)."""
         options = actions.convert_options(self.ctx, self.window())
+
+        def start() -> None:
+            spawn(self._run_job(actions.convert_now(self.ctx, image_id, options), [image_id],
+                                failed="Could not convert", started=f"Converting image {image_id}…",
+                                ended=f"Conversion of image {image_id}"), name="gallery-convert")
+
         if not options.get("in_place"):
-            spawn(self._convert(image_id, options), name="gallery-convert")
+            start()
             return None
         self._confirm = confirm(
             self,
@@ -72,41 +70,35 @@ class PageActions:
             text=f"Image {image_id} will be replaced by its WebP.",
             detail="The Converter page is set to convert in place; the original is removed after the WebP is verified.",
             action="Convert in place",
-            on_yes=lambda: spawn(self._convert(image_id, options), name="gallery-convert"),
+            on_yes=start,
         )
         return self._confirm
 
-    async def _convert(self, image_id: int, options: dict[str, Any]):
-        try:
-            handle = await actions.convert_now(self.ctx, image_id, options)
-        except Exception as exc:
-            self.ctx.statusMessage.emit(f"Could not convert: {exc}", 8000)
-            raise
-        self.ctx.statusMessage.emit(f"Converting image {image_id}…", 4000)
-        handle.bridge.finished.connect(lambda state, summary, i=image_id: self._job_done(i, state, "convert"))
-        return handle
-
     def refresh_metadata(self, image_ids: list[int]) -> None:
-        spawn(self._refresh_metadata(list(image_ids)), name="gallery-refresh-metadata")
+        image_ids = list(image_ids)
+        # refresh_metadata_now says what it starts; the pane re-reads the rewritten files at the end
+        spawn(self._run_job(actions.refresh_metadata_now(self.ctx, image_ids), image_ids,
+                            failed="Could not refresh the metadata"), name="gallery-refresh-metadata")
 
-    async def _refresh_metadata(self, image_ids: list[int]):
+    async def _run_job(self, starting, image_ids: list[int], *, failed: str, started: str | None = None,
+                       ended: str | None = None):
+        """Await `starting` (it returns a JobHandle), say so in the status bar, and once the job
+        ends reload these images' cards and the detail pane (their files or states changed)."""
         try:
-            handle = await actions.refresh_metadata_now(self.ctx, image_ids)
+            handle = await starting
         except Exception as exc:
-            self.ctx.statusMessage.emit(f"Could not refresh the metadata: {exc}", 8000)
+            self.ctx.statusMessage.emit(f"{failed}: {exc}", 8000)
             raise
-        # The pane shows what is in the file: read it again once the file was rewritten.
-        handle.bridge.finished.connect(lambda _state, _summary: spawn(self._after_changes(image_ids),
-                                                                     name="gallery-after-refresh"))
+        if started:
+            self.ctx.statusMessage.emit(started, 4000)
+
+        def finished(state: str, _summary) -> None:
+            if ended:
+                self.ctx.statusMessage.emit(f"{ended}: {state}", 6000)
+            spawn(self._after_changes(image_ids), name="gallery-after-job")
+
+        handle.bridge.finished.connect(finished)
         return handle
-
-    def _job_done(self, image_id: int, state: str, kind: str) -> None:
-        what = "Tags" if kind == "tags" else "Conversion"
-        self.ctx.statusMessage.emit(f"{what} of image {image_id}: {state}", 6000)
-        spawn(self._after_change(image_id), name="gallery-after-job")
-
-    async def _after_change(self, image_id: int) -> None:
-        await self._after_changes([image_id])
 
     async def _after_changes(self, image_ids: list[int]) -> None:
         for image_id in image_ids:
