@@ -112,7 +112,7 @@ def _refresh_sidecar_tags(sidecar: Path, plan: RefreshPlan) -> bool:
     if data.get("id") != plan.image_id or data.get("tags") == scrub_secrets(list(plan.tags)):
         return False
     plan.roots.check(sidecar, "rewrite the tags of")
-    sidecars.update_json_sidecar_tags(sidecar, plan.tags)
+    sidecars.write_json_sidecar(sidecar, data, tags=plan.tags)  # the file as read, with the new tags
     return True
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import piexif
 import piexif.helper
 from PIL import Image
-from sd_parsers import ParserManager
 from sd_parsers.data import Generators
 
 from civitgrab_desktop.core.civitai.records import parse_tag_vote
@@ -27,7 +26,7 @@ from civitgrab_desktop.core.media.embed import read_file_xmp
 from civitgrab_desktop.core.media.exif import read_exif
 from civitgrab_desktop.core.media.webp_riff import build_webp, image_chunks, parse_chunks, with_metadata
 from tests.integration.test_convert_cli import download, downloaded_images, store_dataset_tags
-from tests.unit.test_metadata_readers import exiftool
+from tests.unit.test_metadata_readers import exiftool, sd_parse
 
 
 def first_format(webp: Path, image_id: int, prompt: str | None) -> None:
@@ -74,7 +73,6 @@ def test_refresh_rewrites_old_files_for_every_reader_without_touching_the_pictur
 
     dataset = fake_civitai.dataset
     recognised = 0
-    parsed_images = []  # kept alive: sd-parsers caches the last UserComment under id(image)
     for image_id, webp in webps.items():
         old_bytes, old_pixels, old_mtime = before[image_id]
         assert image_chunks(parse_chunks(webp.read_bytes())) == image_chunks(parse_chunks(old_bytes))
@@ -87,9 +85,7 @@ def test_refresh_rewrites_old_files_for_every_reader_without_touching_the_pictur
         if prompt:
             assert xmp["description"] == prompt
             assert read_exif(webp)["user_comment"].startswith(prompt.strip())
-            with Image.open(webp) as im:
-                parsed_images.append(im)
-                parsed = ParserManager().parse(im)
+            parsed = sd_parse(webp)  # its images are kept alive (sd-parsers caches by id(image))
             if parsed is not None and parsed.generator == Generators.AUTOMATIC1111:
                 recognised += 1
                 assert parsed.prompts[0].value == prompt.strip()
