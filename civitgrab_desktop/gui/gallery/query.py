@@ -11,17 +11,23 @@ from datetime import date, timedelta
 from typing import Any
 
 from civitgrab_desktop.core.library.filters import ImageFilter
+from civitgrab_desktop.core.model import NSFW_BITS
 
+# The short labels are the site's (core.model.NSFW_BITS); the filter bar adds a long label and
+# the badge a colour.
+_LONG_LABEL_AND_COLOUR = {
+    1: ("PG — safe", "#2f9e62"),
+    2: ("PG-13 — soft", "#2b86b8"),
+    4: ("R — mature", "#d9862a"),
+    8: ("X — explicit", "#d6453d"),
+    16: ("XXX — extreme", "#9b2fc4"),
+    32: ("Blocked by CivitAI", "#6b7080"),
+}
 # value, short label, long label, colour (badge background)
-NSFW_LEVELS: tuple[tuple[int, str, str, str], ...] = (
-    (1, "PG", "PG — safe", "#2f9e62"),
-    (2, "PG-13", "PG-13 — soft", "#2b86b8"),
-    (4, "R", "R — mature", "#d9862a"),
-    (8, "X", "X — explicit", "#d6453d"),
-    (16, "XXX", "XXX — extreme", "#9b2fc4"),
-    (32, "Blocked", "Blocked by CivitAI", "#6b7080"),
+NSFW_LEVELS: tuple[tuple[int, str, str, str], ...] = tuple(
+    (value, short, *_LONG_LABEL_AND_COLOUR[value]) for value, short in NSFW_BITS.items()
 )
-NSFW_LABEL = {value: short for value, short, _long, _colour in NSFW_LEVELS}
+NSFW_LABEL = NSFW_BITS
 NSFW_COLOUR = {value: colour for value, _short, _long, colour in NSFW_LEVELS}
 
 
